@@ -1,0 +1,278 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/usersync/usersync/internal/config"
+	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/internal/pgcluster"
+	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/providertest"
+	"github.com/usersync/usersync/provider/stackauth/stackfake"
+)
+
+func runDemo(ctx context.Context, st IO, args []string) error {
+	fs := newFlags(st, "demo", `Runs everything on embedded defaults, no account needed: uses DATABASE_URL or, when unset,
+starts a throwaway Postgres from the local server binaries; runs a simulated provider that
+speaks the real API and sends signed webhooks; runs the service; and shows users appearing,
+changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.`)
+	prov := fs.String("provider", "stackauth", "simulated provider: stackauth, clerk or workos")
+	users := fs.Int("users", 300, "users the simulated provider starts with")
+	rate := fs.Float64("rate", 4, "simulated user events per second")
+	duration := fs.Duration("duration", 0, "stop after this long (0 = run until Ctrl-C)")
+	if err := parse(fs, args, st); err != nil {
+		return err
+	}
+	if *users < 0 || *users > 1_000_000 {
+		return &exitError{2, errors.New("--users must be from 0 to 1000000")}
+	}
+	if *rate <= 0 || *rate > 10_000 {
+		return &exitError{2, errors.New("--rate must be above 0 and at most 10000")}
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	base, err := config.Load(st.LookupEnv, false)
+	if err != nil {
+		return err
+	}
+	logger := NewLogger(base.LogFormat, st.Stderr, slog.LevelWarn)
+	out := st.Stdout
+	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
+
+	dbURL := base.DatabaseURL
+	if dbURL == "" {
+		say("▶ starting a throwaway PostgreSQL (set DATABASE_URL to use your own)…")
+		cl, err := pgcluster.Start(ctx, logger)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			_ = cl.Stop()
+			say("▶ throwaway PostgreSQL stopped and removed")
+		}()
+		dbURL = cl.URL()
+	}
+
+	fake, err := newDemoFake(*prov)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	defer fake.Close()
+	fake.Seed(*users)
+	say("▶ simulated %s at %s with %d users", *prov, fake.URL(), *users)
+
+	env := fake.Env()
+	env["DATABASE_URL"] = dbURL
+	env["USERSYNC_BACKFILL_INTERVAL"] = "0"
+	if _, ok := st.LookupEnv("USERSYNC_LISTEN"); !ok {
+		env["USERSYNC_LISTEN"] = "127.0.0.1:0"
+	}
+	lookup := func(k string) (string, bool) {
+		if strings.HasPrefix(k, "STACK_") || strings.HasPrefix(k, "CLERK_") || strings.HasPrefix(k, "WORKOS_") || k == "DATABASE_URL" {
+			v, ok := env[k]
+			return v, ok
+		}
+		if v, ok := env[k]; ok {
+			return v, true
+		}
+		return st.LookupEnv(k)
+	}
+	cfg, err := config.Load(lookup, true)
+	if err != nil {
+		return err
+	}
+	e := &Env{Config: cfg, Logger: logger, SchemaSQL: st.SchemaSQL}
+	pool, err := OpenPool(ctx, cfg.DatabaseURL, 4)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrate.Run(ctx, pool, e.Plan(), logger); err != nil {
+		return err
+	}
+	schema := targetSchemas(cfg)[0]
+	say("▶ migrated: River in schema %q, users in %s.users_sync", cfg.InternalSchema, schema)
+
+	// Watch changes through the notifications an app would LISTEN to.
+	notes := make(chan string, 1024)
+	listenCtx, stopListen := context.WithCancel(ctx)
+	defer stopListen()
+	if ch := cfg.NotifyChannelFor(schema); ch != "" {
+		go listen(listenCtx, dbURL, ch, notes)
+	}
+
+	ready := make(chan string, 1)
+	serveCtx, stopServe := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- Serve(serveCtx, e, false, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-served:
+		stopServe()
+		return err
+	}
+	defer func() {
+		stopServe()
+		<-served
+		say("▶ service stopped")
+	}()
+	webhookURL := "http://" + addr + "/webhooks/" + *prov
+	say("▶ usersync serving on http://%s (webhooks at %s, metrics at /metrics)", addr, webhookURL)
+
+	// Initial load: a backfill of every existing user.
+	say("▶ backfilling the existing users…")
+	jobID, _, err := enqueueBackfill(ctx, pool, cfg.InternalSchema, *prov)
+	if err != nil {
+		return err
+	}
+	if ok, err := follow(ctx, out, pool, cfg.InternalSchema, *prov, jobID); err != nil || !ok {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("the initial backfill failed")
+		}
+		return err
+	}
+	printCounts(ctx, out, pool, schema)
+	say("▶ now simulating sign-ups, profile edits and deletions, sent as signed webhooks (Ctrl-C to stop)")
+	say("  %-8s %-7s %-38s %s", "time", "change", "id", "name <email>")
+
+	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
+	tick := time.NewTicker(time.Duration(float64(time.Second) / *rate))
+	defer tick.Stop()
+	summary := time.NewTicker(10 * time.Second)
+	defer summary.Stop()
+	client := &http.Client{Timeout: 10 * time.Second}
+	live := func() []string {
+		ids := make([]string, 0)
+		for id := range fake.Snapshot() {
+			ids = append(ids, id)
+		}
+		return ids
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			say("\n▶ stopping…")
+			printCounts(context.Background(), out, pool, schema)
+			return nil
+		case n := <-notes:
+			showChange(ctx, out, pool, schema, n)
+		case <-summary.C:
+			printCounts(ctx, out, pool, schema)
+		case <-tick.C:
+			var id string
+			kind := provider.EventUserChanged
+			switch r := rng.IntN(10); {
+			case r < 4 || len(live) == 0:
+				id = fake.CreateUser()
+				live = append(live, id)
+			case r < 8:
+				id = live[rng.IntN(len(live))]
+				fake.UpdateUser(id)
+			default:
+				i := rng.IntN(len(live))
+				id = live[i]
+				live = append(live[:i], live[i+1:]...)
+				fake.DeleteUser(id)
+				kind = provider.EventUserDeleted
+			}
+			body, h := fake.Webhook(kind, id)
+			if err := post(ctx, client, webhookURL, body, h); err != nil && ctx.Err() == nil {
+				say("  webhook failed: %v", err)
+			}
+		}
+	}
+}
+
+func newDemoFake(name string) (providertest.Fake, error) {
+	switch name {
+	case "stackauth":
+		return stackfake.New(stackfake.Options{}), nil
+	}
+	return newOtherDemoFake(name)
+}
+
+func post(ctx context.Context, c *http.Client, url string, body []byte, h http.Header) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header = h.Clone()
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func listen(ctx context.Context, url, channel string, out chan<- string) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return
+		}
+		select {
+		case out <- n.Payload:
+		default:
+		}
+	}
+}
+
+func showChange(ctx context.Context, w io.Writer, pool pgxQuerier, schema, payload string) {
+	var n struct{ ID, Op string }
+	if json.Unmarshal([]byte(payload), &n) != nil {
+		return
+	}
+	var name, email *string
+	_ = pool.QueryRow(ctx, `SELECT name, email FROM `+pgx.Identifier{schema, "users_sync"}.Sanitize()+` WHERE id = $1`, n.ID).Scan(&name, &email)
+	s := func(p *string) string {
+		if p == nil {
+			return "—"
+		}
+		return *p
+	}
+	fmt.Fprintf(w, "  %-8s %-7s %-38s %s <%s>\n", time.Now().Format("15:04:05"), n.Op, n.ID, s(name), s(email))
+}
+
+type pgxQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func printCounts(ctx context.Context, w io.Writer, pool pgxQuerier, schema string) {
+	var live, deleted int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE deleted_at IS NULL), count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM `+
+		pgx.Identifier{schema, "users_sync"}.Sanitize()).Scan(&live, &deleted); err == nil {
+		fmt.Fprintf(w, "▶ %s.users_sync: %d users, %d marked deleted\n", schema, live, deleted)
+	}
+}

@@ -1,0 +1,138 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/internal/webhook"
+	"riverqueue.com/riverui"
+)
+
+// Server is usersync's HTTP surface (SPEC §4).
+type Server struct {
+	core    *Core
+	batcher *webhook.Batcher
+	ui      *riverui.Handler
+	Handler http.Handler
+}
+
+// webhookWriters and webhookBatch size the group committer: a few
+// transactions in flight, each carrying up to webhookBatch deliveries.
+const (
+	webhookWriters = 4
+	webhookBatch   = 500
+)
+
+// NewServer builds the mux: webhooks, health, metrics and (with credentials)
+// the River UI.
+func NewServer(ctx context.Context, core *Core) (*Server, error) {
+	cfg, logger := core.Env.Config, core.Env.Logger
+	s := &Server{core: core}
+	s.batcher = webhook.NewBatcher(core.Pool, core.River, cfg.InternalSchema, webhookWriters, webhookBatch, logger)
+	mux := http.NewServeMux()
+	wh := webhook.NewHandler(core.Providers, s.batcher, core.Metrics, logger)
+	mux.Handle("/webhooks/{provider}", wh)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", core.Metrics.Handler())
+	if cfg.UIUser != "" {
+		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
+			Endpoints: riverui.NewEndpoints(core.River, nil),
+			Logger:    riverLogger(logger),
+			Prefix:    "/riverui",
+		})
+		if err != nil {
+			return nil, fmt.Errorf("river UI: %w", err)
+		}
+		if err := ui.Start(ctx); err != nil {
+			return nil, fmt.Errorf("river UI: %w", err)
+		}
+		s.ui = ui
+		guarded := requireAuth(cfg.UIUser, cfg.UIPassword, sameOrigin(ui))
+		mux.Handle("/riverui", guarded)
+		mux.Handle("/riverui/", guarded)
+		logger.Info("River UI at /riverui/ (basic auth)")
+	} else {
+		logger.Info("River UI is off: set USERSYNC_UI_USER and USERSYNC_UI_PASSWORD to turn it on")
+	}
+	s.Handler = mux
+	return s, nil
+}
+
+// Close stops the webhook group committer once the HTTP server has drained.
+func (s *Server) Close() { s.batcher.Close() }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.core.Pool.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "database unreachable")
+		return
+	}
+	if err := migrate.Check(ctx, s.core.Pool, s.core.Env.Plan()); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, err.Error())
+		return
+	}
+	if s.core.Working {
+		select {
+		case <-s.core.River.Stopped():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "job workers stopped")
+			return
+		default:
+		}
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// requireAuth guards next with HTTP basic auth, compared in constant time.
+func requireAuth(user, password string, next http.Handler) http.Handler {
+	wantU, wantP := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		gotU, gotP := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
+		if !ok || subtle.ConstantTimeCompare(gotU[:], wantU[:])&subtle.ConstantTimeCompare(gotP[:], wantP[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="usersync River UI", charset="UTF-8"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// sameOrigin refuses cross-site requests to the UI's mutating endpoints
+// (cancel, retry, delete, pause): basic auth alone is sent by browsers on
+// cross-site requests too.
+func sameOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+				http.Error(w, "cross-site request refused", http.StatusForbidden)
+				return
+			}
+			if o := r.Header.Get("Origin"); o != "" {
+				u, err := url.Parse(o)
+				if err != nil || !strings.EqualFold(u.Host, r.Host) {
+					http.Error(w, "cross-origin request refused", http.StatusForbidden)
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,243 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/jobs"
+)
+
+// Report is what `usersync status` shows.
+type Report struct {
+	Providers []ProviderReport `json:"providers"`
+	// Attention lists what needs an operator; empty when all is well.
+	Attention []string `json:"attention"`
+}
+
+// ProviderReport is one provider's part of the report.
+type ProviderReport struct {
+	Provider          string           `json:"provider"`
+	Schema            string           `json:"schema"`
+	Users             int64            `json:"users"`
+	DeletedUsers      int64            `json:"deleted_users"`
+	LastWebhookAt     *time.Time       `json:"last_webhook_at"`
+	LastSyncAt        *time.Time       `json:"last_sync_at"`
+	BadCredentialsAt  *time.Time       `json:"bad_credentials_at,omitempty"`
+	LastCompleteRun   *runProgress     `json:"last_complete_backfill"`
+	CurrentRun        *runProgress     `json:"running_backfill,omitempty"`
+	LastFailedRun     *runProgress     `json:"last_failed_backfill,omitempty"`
+	Jobs              map[string]int64 `json:"jobs_by_state"`
+	OldestWaitingJob  *time.Time       `json:"oldest_waiting_job_since"`
+	DiscardedLastHour int64            `json:"discarded_last_hour"`
+	RecentErrors      []ErrorCount     `json:"recent_errors"`
+}
+
+// ErrorCount is one distinct recent job error and how often it occurred.
+type ErrorCount struct {
+	Error string    `json:"error"`
+	Count int64     `json:"count"`
+	Last  time.Time `json:"last_at"`
+}
+
+func runStatus(ctx context.Context, st IO, args []string) error {
+	fs := newFlags(st, "status", `Shows, per provider: last webhook, last successful sync, last complete backfill and the
+progress of a running one, jobs by state, the oldest waiting job, and recent errors.
+Exits 1 when something needs attention (bad credentials, discarded jobs in the last hour,
+no complete backfill, a failed backfill).`)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := parse(fs, args, st); err != nil {
+		return err
+	}
+	env, err := loadEnv(st, true)
+	if err != nil {
+		return err
+	}
+	pool, err := OpenPool(ctx, env.Config.DatabaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrate.Check(ctx, pool, env.Plan()); err != nil {
+		return fmt.Errorf("%w\n%s", err, migrateHint)
+	}
+	ps, schemas, err := env.Providers(nil)
+	if err != nil {
+		return err
+	}
+	rep := &Report{Attention: []string{}}
+	for _, p := range ps {
+		pr, err := providerReport(ctx, pool, env.Config.InternalSchema, p.Name(), schemas[p.Name()])
+		if err != nil {
+			return err
+		}
+		rep.Providers = append(rep.Providers, *pr)
+		rep.Attention = append(rep.Attention, attention(pr)...)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(st.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(st.Stdout, rep)
+	}
+	if len(rep.Attention) > 0 {
+		return &exitError{1, nil}
+	}
+	return nil
+}
+
+func providerReport(ctx context.Context, pool *pgxpool.Pool, internalSchema, prov, schema string) (*ProviderReport, error) {
+	is := pgx.Identifier{internalSchema}.Sanitize()
+	pr := &ProviderReport{Provider: prov, Schema: schema, Jobs: map[string]int64{}, RecentErrors: []ErrorCount{}}
+	wrap := func(what string, err error) error { return fmt.Errorf("status of %s: %s: %w", prov, what, err) }
+	tbl := pgx.Identifier{schema, "users_sync"}.Sanitize()
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE deleted_at IS NULL), count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM `+tbl).
+		Scan(&pr.Users, &pr.DeletedUsers); err != nil {
+		return nil, wrap("count users", err)
+	}
+	var okAt *time.Time
+	err := pool.QueryRow(ctx, `SELECT last_webhook_at, last_sync_at, bad_credentials_at, credentials_ok_at FROM `+is+`.provider_status WHERE provider = $1`, prov).
+		Scan(&pr.LastWebhookAt, &pr.LastSyncAt, &pr.BadCredentialsAt, &okAt)
+	if err != nil && err != pgx.ErrNoRows {
+		return nil, wrap("provider status", err)
+	}
+	if pr.BadCredentialsAt != nil && okAt != nil && okAt.After(*pr.BadCredentialsAt) {
+		pr.BadCredentialsAt = nil
+	}
+	for status, dst := range map[string]**runProgress{"completed": &pr.LastCompleteRun, "running": &pr.CurrentRun, "failed": &pr.LastFailedRun} {
+		r, err := scanRun(pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+is+`.backfill_run WHERE provider = $1 AND status = $2 ORDER BY id DESC LIMIT 1`, prov, status))
+		if err != nil {
+			return nil, wrap("backfill runs", err)
+		}
+		*dst = r
+	}
+	if pr.LastFailedRun != nil && pr.LastCompleteRun != nil && pr.LastCompleteRun.ID > pr.LastFailedRun.ID {
+		pr.LastFailedRun = nil
+	}
+	queues := []string{jobs.SyncQueue(prov), jobs.BackfillQueue(prov)}
+	rows, err := pool.Query(ctx, `SELECT state::text, count(*) FROM `+is+`.river_job WHERE queue = ANY($1) GROUP BY 1`, queues)
+	if err != nil {
+		return nil, wrap("jobs by state", err)
+	}
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, wrap("jobs by state", err)
+		}
+		pr.Jobs[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("jobs by state", err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT min(scheduled_at) FROM `+is+`.river_job WHERE queue = ANY($1) AND state = 'available' AND scheduled_at <= now()`, queues).
+		Scan(&pr.OldestWaitingJob); err != nil {
+		return nil, wrap("oldest job", err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+is+`.river_job WHERE queue = ANY($1) AND state = 'discarded' AND finalized_at > now() - interval '1 hour'`, queues).
+		Scan(&pr.DiscardedLastHour); err != nil {
+		return nil, wrap("discarded jobs", err)
+	}
+	rows, err = pool.Query(ctx, `SELECT e->>'error', count(*), max((e->>'at')::timestamptz)
+		FROM `+is+`.river_job j, unnest(j.errors) AS e
+		WHERE j.queue = ANY($1) AND (e->>'at')::timestamptz > now() - interval '24 hours'
+		GROUP BY 1 ORDER BY 3 DESC LIMIT 5`, queues)
+	if err != nil {
+		return nil, wrap("recent errors", err)
+	}
+	for rows.Next() {
+		var ec ErrorCount
+		if err := rows.Scan(&ec.Error, &ec.Count, &ec.Last); err != nil {
+			return nil, wrap("recent errors", err)
+		}
+		pr.RecentErrors = append(pr.RecentErrors, ec)
+	}
+	return pr, rows.Err()
+}
+
+func attention(pr *ProviderReport) []string {
+	var out []string
+	if pr.BadCredentialsAt != nil {
+		out = append(out, fmt.Sprintf("%s: the provider rejected usersync's credentials (%s)", pr.Provider, ago(pr.BadCredentialsAt)))
+	}
+	if pr.DiscardedLastHour > 0 {
+		out = append(out, fmt.Sprintf("%s: %d jobs discarded in the last hour", pr.Provider, pr.DiscardedLastHour))
+	}
+	if pr.LastFailedRun != nil {
+		msg := ""
+		if pr.LastFailedRun.LastError != nil {
+			msg = ": " + oneLine(*pr.LastFailedRun.LastError, 120)
+		}
+		out = append(out, fmt.Sprintf("%s: backfill run %d failed%s", pr.Provider, pr.LastFailedRun.ID, msg))
+	}
+	if pr.LastCompleteRun == nil {
+		out = append(out, fmt.Sprintf("%s: no backfill has completed yet (run 'usersync backfill --wait')", pr.Provider))
+	}
+	if pr.CurrentRun != nil && pr.CurrentRun.LastError != nil {
+		out = append(out, fmt.Sprintf("%s: the running backfill is failing: %s", pr.Provider, oneLine(*pr.CurrentRun.LastError, 120)))
+	}
+	return out
+}
+
+func ago(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return fmt.Sprintf("%s ago, %s", time.Since(*t).Round(time.Second), t.UTC().Format(time.RFC3339))
+}
+
+func printReport(w io.Writer, rep *Report) {
+	for _, pr := range rep.Providers {
+		fmt.Fprintf(w, "%s → %s.users_sync: %d users, %d deleted\n", pr.Provider, pr.Schema, pr.Users, pr.DeletedUsers)
+		fmt.Fprintf(w, "  last webhook:             %s\n", ago(pr.LastWebhookAt))
+		fmt.Fprintf(w, "  last successful sync:     %s\n", ago(pr.LastSyncAt))
+		if pr.LastCompleteRun != nil {
+			fmt.Fprintf(w, "  last complete backfill:   run %d, %s, %d users, %d marked deleted\n",
+				pr.LastCompleteRun.ID, ago(pr.LastCompleteRun.FinishedAt), pr.LastCompleteRun.Listed, pr.LastCompleteRun.Deleted)
+		} else {
+			fmt.Fprintf(w, "  last complete backfill:   never\n")
+		}
+		if pr.CurrentRun != nil {
+			fmt.Fprintf(w, "  running backfill:         %s\n", progressLine(pr.Provider, pr.CurrentRun))
+		}
+		states := make([]string, 0, len(pr.Jobs))
+		for s := range pr.Jobs {
+			states = append(states, s)
+		}
+		sort.Strings(states)
+		fmt.Fprintf(w, "  jobs:                    ")
+		if len(states) == 0 {
+			fmt.Fprintf(w, " none")
+		}
+		for _, s := range states {
+			fmt.Fprintf(w, " %s=%d", s, pr.Jobs[s])
+		}
+		fmt.Fprintln(w)
+		if pr.OldestWaitingJob != nil {
+			fmt.Fprintf(w, "  oldest waiting job:       %s\n", ago(pr.OldestWaitingJob))
+		}
+		if len(pr.RecentErrors) > 0 {
+			fmt.Fprintf(w, "  recent errors (24h):\n")
+			for _, e := range pr.RecentErrors {
+				fmt.Fprintf(w, "    %5d× %s (last %s)\n", e.Count, oneLine(e.Error, 140), ago(&e.Last))
+			}
+		}
+	}
+	if len(rep.Attention) > 0 {
+		fmt.Fprintln(w, "\nNeeds attention:")
+		for _, a := range rep.Attention {
+			fmt.Fprintf(w, "  - %s\n", a)
+		}
+	} else {
+		fmt.Fprintln(w, "\nAll providers healthy.")
+	}
+}

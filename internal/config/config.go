@@ -1,0 +1,308 @@
+// Package config reads usersync's configuration from the environment
+// (SPEC §3). A missing or malformed value is reported as one line naming the
+// variable and what is wrong; secret values are never part of an error.
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Delete modes for USERSYNC_DELETE_MODE.
+const (
+	DeleteSoft = "soft"
+	DeleteHard = "hard"
+)
+
+// Config is the whole process configuration.
+type Config struct {
+	DatabaseURL      string
+	Schema           string // USERSYNC_SCHEMA
+	InternalSchema   string // USERSYNC_INTERNAL_SCHEMA
+	Listen           string // USERSYNC_LISTEN
+	Workers          int    // USERSYNC_WORKERS
+	DBMaxConns       int32  // USERSYNC_DB_MAX_CONNS
+	BackfillInterval time.Duration
+	DeleteMode       string
+	Redact           []string
+	UIUser           string
+	UIPassword       string
+	LogFormat        string // "text" or "json"; "" = decide by terminal
+	// NotifyChannel is the pg_notify channel for changes; "" = off.
+	NotifyChannel    string
+	notifyChannelSet bool
+
+	Stack  *StackConfig
+	Clerk  *ClerkConfig
+	WorkOS *WorkOSConfig
+}
+
+// StackConfig is Stack Auth's configuration; nil when Stack Auth is disabled.
+type StackConfig struct {
+	ProjectID, SecretServerKey, WebhookSecret, APIURL string
+	Schema                                            string
+}
+
+// ClerkConfig is Clerk's configuration; nil when Clerk is disabled.
+type ClerkConfig struct {
+	SecretKey, WebhookSecret, APIURL string
+	Schema                           string
+}
+
+// WorkOSConfig is WorkOS's configuration; nil when WorkOS is disabled.
+type WorkOSConfig struct {
+	APIKey, WebhookSecret, APIURL string
+	Schema                        string
+}
+
+// Error is a configuration problem with one variable.
+type Error struct {
+	Var string
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Msg }
+
+var identRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// DefaultWorkers is the default number of concurrent sync workers: syncs
+// wait on provider HTTP calls, so several per core.
+func DefaultWorkers() int {
+	n := 16 * runtime.NumCPU()
+	return min(max(n, 16), 100)
+}
+
+// Load reads the configuration through lookupEnv (os.LookupEnv in
+// production). requireDB says whether DATABASE_URL is mandatory (it is not
+// for demo).
+func Load(lookupEnv func(string) (string, bool), requireDB bool) (*Config, error) {
+	getenv := func(k string) string { v, _ := lookupEnv(k); return v }
+	c := &Config{
+		DatabaseURL:      strings.TrimSpace(getenv("DATABASE_URL")),
+		Schema:           "neon_identity",
+		InternalSchema:   "usersync",
+		Listen:           ":8080",
+		Workers:          DefaultWorkers(),
+		DBMaxConns:       20,
+		BackfillInterval: 6 * time.Hour,
+		DeleteMode:       DeleteSoft,
+	}
+	if requireDB && c.DatabaseURL == "" {
+		return nil, &Error{"DATABASE_URL", "is required (the Postgres database to sync users into)"}
+	}
+	var err error
+	if c.Schema, err = ident(getenv, "USERSYNC_SCHEMA", c.Schema); err != nil {
+		return nil, err
+	}
+	if c.InternalSchema, err = ident(getenv, "USERSYNC_INTERNAL_SCHEMA", c.InternalSchema); err != nil {
+		return nil, err
+	}
+	if len(c.InternalSchema) > 46 {
+		return nil, &Error{"USERSYNC_INTERNAL_SCHEMA", "must be at most 46 characters (River's limit)"}
+	}
+	if v := getenv("USERSYNC_LISTEN"); v != "" {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return nil, &Error{"USERSYNC_LISTEN", fmt.Sprintf("%q is not a host:port address (e.g. :8080)", v)}
+		}
+		c.Listen = v
+	}
+	if v := getenv("USERSYNC_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 10000 {
+			return nil, &Error{"USERSYNC_WORKERS", fmt.Sprintf("%q is not a whole number from 0 to 10000", v)}
+		}
+		c.Workers = n
+	}
+	if v := getenv("USERSYNC_DB_MAX_CONNS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 || n > 10000 {
+			return nil, &Error{"USERSYNC_DB_MAX_CONNS", fmt.Sprintf("%q is not a whole number from 2 to 10000", v)}
+		}
+		c.DBMaxConns = int32(n)
+	}
+	if v := getenv("USERSYNC_BACKFILL_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if v == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 || (d > 0 && d < time.Minute) {
+			return nil, &Error{"USERSYNC_BACKFILL_INTERVAL", fmt.Sprintf("%q is not a duration of at least 1m (e.g. 6h) or 0 for never", v)}
+		}
+		c.BackfillInterval = d
+	}
+	if v := getenv("USERSYNC_DELETE_MODE"); v != "" {
+		if v != DeleteSoft && v != DeleteHard {
+			return nil, &Error{"USERSYNC_DELETE_MODE", fmt.Sprintf("%q must be soft or hard", v)}
+		}
+		c.DeleteMode = v
+	}
+	if v := getenv("USERSYNC_REDACT"); v != "" {
+		for k := range strings.SplitSeq(v, ",") {
+			k = strings.TrimSpace(k)
+			if k == "" {
+				continue
+			}
+			if k == "id" {
+				return nil, &Error{"USERSYNC_REDACT", "cannot drop \"id\": it identifies the user"}
+			}
+			if !slices.Contains(c.Redact, k) {
+				c.Redact = append(c.Redact, k)
+			}
+		}
+	}
+	c.UIUser, c.UIPassword = getenv("USERSYNC_UI_USER"), getenv("USERSYNC_UI_PASSWORD")
+	if (c.UIUser == "") != (c.UIPassword == "") {
+		if c.UIUser == "" {
+			return nil, &Error{"USERSYNC_UI_USER", "must be set together with USERSYNC_UI_PASSWORD"}
+		}
+		return nil, &Error{"USERSYNC_UI_PASSWORD", "must be set together with USERSYNC_UI_USER"}
+	}
+	if strings.Contains(c.UIUser, ":") {
+		return nil, &Error{"USERSYNC_UI_USER", "must not contain ':'"}
+	}
+	if v := getenv("USERSYNC_LOG_FORMAT"); v != "" {
+		if v != "text" && v != "json" {
+			return nil, &Error{"USERSYNC_LOG_FORMAT", fmt.Sprintf("%q must be text or json", v)}
+		}
+		c.LogFormat = v
+	}
+	if err := c.loadProviders(getenv); err != nil {
+		return nil, err
+	}
+	if v, ok := lookupEnv("USERSYNC_NOTIFY_CHANNEL"); ok {
+		if v != "" && (len(v) > 63 || strings.ContainsAny(v, "\x00")) {
+			return nil, &Error{"USERSYNC_NOTIFY_CHANNEL", "must be at most 63 bytes"}
+		}
+		c.NotifyChannel, c.notifyChannelSet = v, true
+	}
+	return c, nil
+}
+
+// NotifyChannelFor returns the change-notification channel for a target
+// schema: the configured one, or "<schema>_users_sync" by default ("" = off).
+func (c *Config) NotifyChannelFor(schema string) string {
+	if c.notifyChannelSet {
+		return c.NotifyChannel
+	}
+	return schema + "_users_sync"
+}
+
+func ident(getenv func(string) string, name, def string) (string, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	if !identRe.MatchString(v) || len(v) > 63 {
+		return "", &Error{name, fmt.Sprintf("%q is not a valid schema name (letters, digits, _; not starting with a digit; at most 63)", v)}
+	}
+	return v, nil
+}
+
+func (c *Config) loadProviders(getenv func(string) string) error {
+	type group struct {
+		name string
+		vars []string
+	}
+	// A provider is enabled when its credentials are set; a partial set is an error.
+	check := func(g group) (bool, error) {
+		set := 0
+		for _, v := range g.vars {
+			if strings.TrimSpace(getenv(v)) != "" {
+				set++
+			}
+		}
+		if set == 0 {
+			return false, nil
+		}
+		for _, v := range g.vars {
+			if strings.TrimSpace(getenv(v)) == "" {
+				return false, &Error{v, fmt.Sprintf("is required when %s is enabled (the other %s variables are set)", g.name, g.name)}
+			}
+		}
+		return true, nil
+	}
+	url := func(name, def string) (string, error) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return def, nil
+		}
+		if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			return "", &Error{name, fmt.Sprintf("%q is not an http(s) URL", v)}
+		}
+		return strings.TrimRight(v, "/"), nil
+	}
+	schemas := map[string]string{}
+	schemaFor := func(prov, name string) (string, error) {
+		s, err := ident(getenv, name, c.Schema)
+		if err != nil {
+			return "", err
+		}
+		if other, ok := schemas[s]; ok {
+			return "", &Error{name, fmt.Sprintf("%s and %s would both sync into schema %q; give each its own (%s_SCHEMA)", other, prov, s, strings.ToUpper(prov))}
+		}
+		schemas[s] = prov
+		return s, nil
+	}
+
+	if on, err := check(group{"Stack Auth", []string{"STACK_PROJECT_ID", "STACK_SECRET_SERVER_KEY", "STACK_WEBHOOK_SECRET"}}); err != nil {
+		return err
+	} else if on {
+		u, err := url("STACK_API_URL", "https://api.stack-auth.com")
+		if err != nil {
+			return err
+		}
+		s, err := schemaFor("stackauth", "STACK_SCHEMA")
+		if err != nil {
+			return err
+		}
+		c.Stack = &StackConfig{strings.TrimSpace(getenv("STACK_PROJECT_ID")), strings.TrimSpace(getenv("STACK_SECRET_SERVER_KEY")),
+			strings.TrimSpace(getenv("STACK_WEBHOOK_SECRET")), u, s}
+	}
+	if on, err := check(group{"Clerk", []string{"CLERK_SECRET_KEY", "CLERK_WEBHOOK_SECRET"}}); err != nil {
+		return err
+	} else if on {
+		u, err := url("CLERK_API_URL", "https://api.clerk.com/v1")
+		if err != nil {
+			return err
+		}
+		if !strings.HasSuffix(u, "/v1") {
+			return &Error{"CLERK_API_URL", fmt.Sprintf("%q must end in /v1 (e.g. https://api.clerk.com/v1)", u)}
+		}
+		s, err := schemaFor("clerk", "CLERK_SCHEMA")
+		if err != nil {
+			return err
+		}
+		c.Clerk = &ClerkConfig{strings.TrimSpace(getenv("CLERK_SECRET_KEY")), strings.TrimSpace(getenv("CLERK_WEBHOOK_SECRET")), u, s}
+	}
+	if on, err := check(group{"WorkOS", []string{"WORKOS_API_KEY", "WORKOS_WEBHOOK_SECRET"}}); err != nil {
+		return err
+	} else if on {
+		u, err := url("WORKOS_API_URL", "https://api.workos.com")
+		if err != nil {
+			return err
+		}
+		s, err := schemaFor("workos", "WORKOS_SCHEMA")
+		if err != nil {
+			return err
+		}
+		c.WorkOS = &WorkOSConfig{strings.TrimSpace(getenv("WORKOS_API_KEY")), strings.TrimSpace(getenv("WORKOS_WEBHOOK_SECRET")), u, s}
+	}
+	if s := c.Schema; s == c.InternalSchema {
+		return &Error{"USERSYNC_INTERNAL_SCHEMA", fmt.Sprintf("must differ from the target schema %q", s)}
+	}
+	for s := range schemas {
+		if s == c.InternalSchema {
+			return &Error{"USERSYNC_INTERNAL_SCHEMA", fmt.Sprintf("must differ from the target schema %q", s)}
+		}
+	}
+	return nil
+}
+
+// Enabled reports whether at least one provider is configured.
+func (c *Config) Enabled() bool { return c.Stack != nil || c.Clerk != nil || c.WorkOS != nil }

@@ -1,0 +1,210 @@
+// Package metrics holds usersync's Prometheus metrics (served at /metrics).
+// Label sets are bounded: provider, event type, outcome, status class, queue,
+// state — never a user id.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics implements the observers of packages webhook and worker, and a
+// provider HTTP transport that measures API calls.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	webhooks      *prometheus.CounterVec
+	syncs         *prometheus.CounterVec
+	lag           *prometheus.HistogramVec
+	apiDuration   *prometheus.HistogramVec
+	apiRequests   *prometheus.CounterVec
+	backfillPages *prometheus.CounterVec
+	backfillUsers *prometheus.CounterVec
+	lastBackfill  *prometheus.GaugeVec
+	jobs          *prometheus.GaugeVec
+	badCreds      *prometheus.GaugeVec
+	status        *StatusRecorder
+}
+
+// New registers every metric family, plus Go and process collectors.
+func New(status *StatusRecorder) *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		status:   status,
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersync_webhooks_total", Help: "Webhook deliveries received, by provider, event type and outcome.",
+		}, []string{"provider", "event_type", "outcome"}),
+		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersync_syncs_total", Help: "sync_user jobs finished, by provider and outcome.",
+		}, []string{"provider", "outcome"}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "usersync_webhook_to_row_seconds", Help: "Time from a sync job's enqueueing (webhook receipt) to its committed row.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"provider"}),
+		apiDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "usersync_provider_request_duration_seconds", Help: "Provider API request duration, by provider and status class.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"provider", "status_class"}),
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersync_provider_requests_total", Help: "Provider API requests, by provider and status class (2xx, 4xx, 429, 5xx, error).",
+		}, []string{"provider", "status_class"}),
+		backfillPages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersync_backfill_pages_total", Help: "Backfill pages committed, by provider.",
+		}, []string{"provider"}),
+		backfillUsers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersync_backfill_users_total", Help: "Users listed by backfill pages, by provider.",
+		}, []string{"provider"}),
+		lastBackfill: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "usersync_backfill_last_complete_age_seconds", Help: "Age of the last complete backfill run, by provider (absent if none).",
+		}, []string{"provider"}),
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "usersync_river_jobs", Help: "River jobs by queue and state (sampled).",
+		}, []string{"queue", "state"}),
+		badCreds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "usersync_provider_bad_credentials", Help: "1 when the provider last rejected usersync's credentials.",
+		}, []string{"provider"}),
+	}
+	r.MustRegister(m.webhooks, m.syncs, m.lag, m.apiDuration, m.apiRequests, m.backfillPages, m.backfillUsers,
+		m.lastBackfill, m.jobs, m.badCreds,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttpHandler(m.Registry)
+}
+
+// Webhook implements webhook.Observer.
+func (m *Metrics) Webhook(provider, eventType, outcome string) {
+	if eventType == "" {
+		eventType = "unknown"
+	}
+	m.webhooks.WithLabelValues(provider, eventType, outcome).Inc()
+	if outcome == "enqueued" && m.status != nil {
+		m.status.Webhook(provider)
+	}
+}
+
+// Synced implements worker.Observer.
+func (m *Metrics) Synced(provider, outcome string, lag time.Duration) {
+	m.syncs.WithLabelValues(provider, outcome).Inc()
+	m.lag.WithLabelValues(provider).Observe(lag.Seconds())
+	m.badCreds.WithLabelValues(provider).Set(0)
+	if m.status != nil {
+		m.status.Synced(provider)
+	}
+}
+
+// SyncFailed implements worker.Observer.
+func (m *Metrics) SyncFailed(provider, kind string, err error) {
+	m.syncs.WithLabelValues(provider, kind).Inc()
+	if kind == "bad_credentials" {
+		m.badCreds.WithLabelValues(provider).Set(1)
+	}
+	if m.status != nil {
+		m.status.Failed(provider, kind, err)
+	}
+}
+
+// BackfillPage implements worker.Observer.
+func (m *Metrics) BackfillPage(provider string, listed, written int, last bool) {
+	m.backfillPages.WithLabelValues(provider).Inc()
+	m.backfillUsers.WithLabelValues(provider).Add(float64(listed))
+	if last {
+		m.lastBackfill.WithLabelValues(provider).Set(0)
+	}
+}
+
+// Transport wraps base so every provider API request is counted and timed.
+func (m *Metrics) Transport(provider string, base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		start := time.Now()
+		resp, err := base.RoundTrip(req)
+		class := "error"
+		if err == nil {
+			class = statusClass(resp.StatusCode)
+		}
+		m.apiRequests.WithLabelValues(provider, class).Inc()
+		m.apiDuration.WithLabelValues(provider, class).Observe(time.Since(start).Seconds())
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func statusClass(code int) string {
+	if code == 429 {
+		return "429"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
+
+// Sample refreshes the sampled gauges (jobs by queue and state, age of the
+// last complete backfill) every interval until ctx is done. One cheap query
+// each time.
+func (m *Metrics) Sample(ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, internalSchema string, interval time.Duration, logger *slog.Logger) {
+	is := pgx.Identifier{internalSchema}.Sanitize()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := m.sampleOnce(ctx, db, is); err != nil && ctx.Err() == nil {
+			logger.Debug("metrics sample failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Metrics) sampleOnce(ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, is string) error {
+	rows, err := db.Query(ctx, `SELECT queue, state::text, count(*) FROM `+is+`.river_job GROUP BY 1, 2`)
+	if err != nil {
+		return err
+	}
+	m.jobs.Reset()
+	for rows.Next() {
+		var q, s string
+		var n int64
+		if err := rows.Scan(&q, &s, &n); err != nil {
+			return err
+		}
+		m.jobs.WithLabelValues(q, s).Set(float64(n))
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = db.Query(ctx, `SELECT provider, extract(epoch FROM now() - max(finished_at))::float8 FROM `+is+`.backfill_run
+		WHERE status = 'completed' GROUP BY provider`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var p string
+		var age float64
+		if err := rows.Scan(&p, &age); err != nil {
+			return err
+		}
+		m.lastBackfill.WithLabelValues(p).Set(age)
+	}
+	return rows.Err()
+}

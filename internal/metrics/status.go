@@ -1,0 +1,127 @@
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// StatusRecorder keeps what `usersync status` reports per provider (last
+// webhook, last successful sync, last error, bad credentials) and writes it
+// to the provider_status table at most once per flush interval, off the hot
+// path.
+type StatusRecorder struct {
+	mu    sync.Mutex
+	dirty map[string]*providerStatus
+}
+
+type providerStatus struct {
+	lastWebhook, lastSync, lastError, badCreds time.Time
+	errMsg                                     string
+}
+
+// NewStatusRecorder returns an empty recorder.
+func NewStatusRecorder() *StatusRecorder {
+	return &StatusRecorder{dirty: map[string]*providerStatus{}}
+}
+
+func (s *StatusRecorder) get(p string) *providerStatus {
+	st, ok := s.dirty[p]
+	if !ok {
+		st = &providerStatus{}
+		s.dirty[p] = st
+	}
+	return st
+}
+
+// Webhook records a delivery accepted for provider p.
+func (s *StatusRecorder) Webhook(p string) {
+	s.mu.Lock()
+	s.get(p).lastWebhook = time.Now()
+	s.mu.Unlock()
+}
+
+// Synced records a successful sync for provider p.
+func (s *StatusRecorder) Synced(p string) {
+	s.mu.Lock()
+	s.get(p).lastSync = time.Now()
+	s.mu.Unlock()
+}
+
+// Failed records a failed sync for provider p.
+func (s *StatusRecorder) Failed(p, kind string, err error) {
+	s.mu.Lock()
+	st := s.get(p)
+	st.lastError = time.Now()
+	st.errMsg = kind + ": " + err.Error()
+	if len(st.errMsg) > 500 {
+		st.errMsg = st.errMsg[:500]
+	}
+	if kind == "bad_credentials" {
+		st.badCreds = st.lastError
+	}
+	s.mu.Unlock()
+}
+
+// Run flushes recorded status every interval until ctx is done, then once
+// more.
+func (s *StatusRecorder) Run(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, internalSchema string, interval time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = s.Flush(fctx, db, internalSchema)
+			cancel()
+			return
+		case <-t.C:
+			if err := s.Flush(ctx, db, internalSchema); err != nil && ctx.Err() == nil {
+				logger.Debug("status flush failed", "err", err)
+			}
+		}
+	}
+}
+
+// Flush writes what was recorded since the last flush.
+func (s *StatusRecorder) Flush(ctx context.Context, db interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, internalSchema string) error {
+	s.mu.Lock()
+	pending := s.dirty
+	s.dirty = map[string]*providerStatus{}
+	s.mu.Unlock()
+	nt := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	is := pgx.Identifier{internalSchema}.Sanitize()
+	for p, st := range pending {
+		var msg *string
+		if st.errMsg != "" {
+			msg = &st.errMsg
+		}
+		_, err := db.Exec(ctx, `INSERT INTO `+is+`.provider_status AS s (provider, last_webhook_at, last_sync_at, last_error, last_error_at, bad_credentials_at, credentials_ok_at)
+VALUES ($1, $2, $3, $4, $5, $6, $3)
+ON CONFLICT (provider) DO UPDATE SET
+  last_webhook_at = greatest(s.last_webhook_at, excluded.last_webhook_at),
+  last_sync_at = greatest(s.last_sync_at, excluded.last_sync_at),
+  last_error = CASE WHEN excluded.last_error_at > coalesce(s.last_error_at, '-infinity') THEN excluded.last_error ELSE s.last_error END,
+  last_error_at = greatest(s.last_error_at, excluded.last_error_at),
+  bad_credentials_at = greatest(s.bad_credentials_at, excluded.bad_credentials_at),
+  credentials_ok_at = greatest(s.credentials_ok_at, excluded.credentials_ok_at)`,
+			p, nt(st.lastWebhook), nt(st.lastSync), msg, nt(st.lastError), nt(st.badCreds))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+-- usersync's own state, in the internal schema (USERSYNC_INTERNAL_SCHEMA),
+-- beside River's tables. Run with search_path set to that schema.
+
+-- One row per (provider, user): what usersync knows about the row it keeps.
+CREATE TABLE IF NOT EXISTS user_state (
+  provider   text        NOT NULL,
+  user_id    text        NOT NULL,
+  -- when the data now in users_sync began to be fetched (database clock);
+  -- a write of data fetched earlier than this is stale and skipped.
+  fetched_at timestamptz NOT NULL DEFAULT '-infinity',
+  -- when a webhook arrived while a sync of this user was running.
+  dirty_at   timestamptz,
+  -- the last backfill run whose pages listed this user.
+  seen_run   bigint,
+  PRIMARY KEY (provider, user_id)
+);
+
+-- One row per backfill run (a chain of backfill_page jobs).
+CREATE TABLE IF NOT EXISTS backfill_run (
+  id           bigserial   PRIMARY KEY,
+  provider     text        NOT NULL,
+  status       text        NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
+  started_at   timestamptz NOT NULL,
+  finished_at  timestamptz,
+  updated_at   timestamptz NOT NULL DEFAULT now(),
+  pages        integer     NOT NULL DEFAULT 0,
+  users_listed bigint      NOT NULL DEFAULT 0,
+  users_written bigint     NOT NULL DEFAULT 0,
+  users_deleted bigint     NOT NULL DEFAULT 0,
+  next_cursor  text,
+  last_user_id text,
+  restarts     integer     NOT NULL DEFAULT 0,
+  started_by_job bigint,   -- the backfill_page job that started the run
+  last_error   text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS backfill_run_one_running ON backfill_run (provider) WHERE status = 'running';
+CREATE INDEX IF NOT EXISTS backfill_run_provider_idx ON backfill_run (provider, id DESC);
+
+-- What an operator asks first, per provider (usersync status).
+CREATE TABLE IF NOT EXISTS provider_status (
+  provider          text PRIMARY KEY,
+  last_webhook_at   timestamptz,
+  last_sync_at      timestamptz,
+  last_error        text,
+  last_error_at     timestamptz,
+  bad_credentials_at timestamptz,
+  credentials_ok_at timestamptz
+);
+
+CREATE TABLE IF NOT EXISTS usersync_migration (
+  version    integer PRIMARY KEY,
+  applied_at timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,168 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/usersync/usersync/jobs"
+	"github.com/usersync/usersync/worker"
+)
+
+// Batcher is a group committer: concurrent deliveries are gathered into one
+// transaction (one fsync) that enqueues all their jobs, and every waiting
+// request is answered once it commits, or told it failed.
+type Batcher struct {
+	db interface {
+		Begin(context.Context) (pgx.Tx, error)
+	}
+	ins            jobs.Inserter
+	internalSchema string
+	logger         *slog.Logger
+	reqs           chan *pending
+	maxBatch       int
+	wg             sync.WaitGroup
+	closeOnce      sync.Once
+	closed         chan struct{}
+}
+
+type pending struct {
+	ref  jobs.UserRef
+	done chan error
+}
+
+// commitTimeout bounds one batch transaction, so a stuck database turns
+// into 503 answers rather than hung requests.
+const commitTimeout = 10 * time.Second
+
+// ErrClosed is returned by Submit after Close.
+var ErrClosed = errors.New("webhook receiver is shutting down")
+
+// NewBatcher starts writers goroutines that commit batches of at most
+// maxBatch jobs.
+func NewBatcher(db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, ins jobs.Inserter, internalSchema string, writers, maxBatch int, logger *slog.Logger) *Batcher {
+	b := &Batcher{db: db, ins: ins, internalSchema: internalSchema, logger: logger,
+		reqs: make(chan *pending, maxBatch*writers), maxBatch: maxBatch, closed: make(chan struct{})}
+	for range writers {
+		b.wg.Add(1)
+		go b.writer()
+	}
+	return b
+}
+
+// Submit enqueues a sync_user job for ref and returns once it is committed.
+func (b *Batcher) Submit(ctx context.Context, ref jobs.UserRef) error {
+	p := &pending{ref: ref, done: make(chan error, 1)}
+	select {
+	case <-b.closed:
+		return ErrClosed
+	default:
+	}
+	select {
+	case b.reqs <- p:
+	case <-b.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Wait for the outcome even if the client goes away: the answer is only
+	// meaningful once the batch is decided.
+	return <-p.done
+}
+
+// Close stops accepting deliveries, lets the writers finish what is queued,
+// and waits for them. Call it after the HTTP server has shut down.
+func (b *Batcher) Close() {
+	b.closeOnce.Do(func() { close(b.closed) })
+	b.wg.Wait()
+}
+
+func (b *Batcher) writer() {
+	defer b.wg.Done()
+	batch := make([]*pending, 0, b.maxBatch)
+	for {
+		var first *pending
+		select {
+		case first = <-b.reqs:
+		case <-b.closed:
+			// Drain what was queued before Close.
+			select {
+			case first = <-b.reqs:
+			default:
+				return
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < b.maxBatch {
+			select {
+			case p := <-b.reqs:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		err := b.commit(batch)
+		for _, p := range batch {
+			p.done <- err
+		}
+	}
+}
+
+func (b *Batcher) commit(batch []*pending) error {
+	refs := make([]jobs.UserRef, len(batch))
+	for i, p := range batch {
+		refs[i] = p.ref
+	}
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = b.commitOnce(refs); err == nil || !retryable(err) {
+			break
+		}
+	}
+	if err != nil {
+		b.logger.Error("could not commit webhook batch", "size", len(batch), "err", err)
+	}
+	return err
+}
+
+func (b *Batcher) commitOnce(refs []jobs.UserRef) error {
+	// Not the request's context: a client hanging up must not roll back a
+	// batch other requests depend on.
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	tx, err := b.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	running, err := jobs.EnqueueSyncs(ctx, tx, b.ins, refs)
+	if err != nil {
+		return err
+	}
+	if len(running) > 0 {
+		provs, ids := make([]string, len(running)), make([]string, len(running))
+		for i, r := range running {
+			provs[i], ids[i] = r.Provider, r.UserID
+		}
+		if err := worker.MarkDirty(ctx, tx, b.internalSchema, provs, ids); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}

@@ -1,0 +1,169 @@
+// Package provider defines what usersync needs from a hosted auth provider:
+// fetch one user, list users page by page, and verify and parse webhooks.
+//
+// Each provider lives in its own subpackage (provider/stackauth, ...) and is the
+// only code that knows its wire format. Callers see [User], [Page], [Event] and
+// the classified errors below.
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+	"unicode/utf8"
+)
+
+// Provider is one hosted auth provider's user API and webhook format.
+type Provider interface {
+	// Name is the provider's stable name ("stackauth", "clerk", "workos"): it
+	// appears in job args, queue names, URLs and metrics.
+	Name() string
+
+	// FetchUser returns the user's current profile. It returns an error wrapping
+	// [ErrUserNotFound] when the provider says the user does not exist.
+	FetchUser(ctx context.Context, id string) (User, error)
+
+	// ListUsers returns one page of the user list in a stable order, starting at
+	// cursor ("" = the first page). Page.Next is "" on the last page. It returns
+	// an error wrapping [ErrCursorNotFound] when cursor no longer resolves.
+	ListUsers(ctx context.Context, cursor string) (Page, error)
+
+	// ResumeCursor returns a cursor that lists from the user with the given id
+	// (that user may be listed again), for when a cursor stopped resolving.
+	ResumeCursor(lastUserID string) string
+
+	// ParseWebhook verifies a delivery's signature and parses its body. It
+	// returns an error wrapping [ErrBadSignature] (answer 401) or
+	// [ErrBadPayload] (answer 400). Events that are not about users come back
+	// with Kind [EventIgnored] and no error.
+	ParseWebhook(body []byte, header http.Header) (Event, error)
+}
+
+// User is one user's profile as the provider reports it, with the columns of
+// users_sync already derived from the full (unredacted) object.
+type User struct {
+	ID        string
+	Name      *string
+	Email     *string
+	CreatedAt *time.Time
+	// UpdatedAt is the provider's own last-change time; nil when the provider
+	// has none (Stack Auth), in which case the time of the change is used.
+	UpdatedAt *time.Time
+	// Raw is the provider's full user object exactly as received.
+	Raw json.RawMessage
+}
+
+// Page is one page of a provider's user list.
+type Page struct {
+	Users []User
+	// Next is the cursor of the following page; "" when this page is the last.
+	Next string
+}
+
+// EventKind says what a webhook event means for users_sync.
+type EventKind int
+
+const (
+	// EventIgnored is an event that is not about a user (team.created, ...).
+	EventIgnored EventKind = iota
+	// EventUserChanged is a user created or updated.
+	EventUserChanged
+	// EventUserDeleted is a user deleted.
+	EventUserDeleted
+)
+
+// Event is a verified, parsed webhook delivery.
+type Event struct {
+	// Type is the provider's event type, e.g. "user.updated".
+	Type string
+	Kind EventKind
+	// UserID is set for user events and has passed [ValidateUserID].
+	UserID string
+}
+
+// Classified errors. Provider implementations wrap these so callers can act
+// with errors.Is / errors.As without knowing the wire format.
+var (
+	// ErrUserNotFound: the provider says the user does not exist (deleted).
+	ErrUserNotFound = errors.New("user not found at provider")
+	// ErrBadCredentials: the provider rejected our credentials (401/403).
+	ErrBadCredentials = errors.New("provider rejected the credentials")
+	// ErrCursorNotFound: a list cursor no longer resolves.
+	ErrCursorNotFound = errors.New("list cursor no longer resolves")
+	// ErrBadSignature: a webhook's signature or timestamp is missing, invalid
+	// or outside the tolerance.
+	ErrBadSignature = errors.New("bad webhook signature")
+	// ErrBadPayload: a webhook body is unparseable or names an invalid user id.
+	ErrBadPayload = errors.New("bad webhook payload")
+)
+
+// RateLimitedError is returned when the provider answered 429.
+type RateLimitedError struct {
+	// RetryAfter is how long the provider asked us to wait (0 if it did not say).
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("rate limited by provider (retry after %s)", e.RetryAfter)
+}
+
+// StatusError is an unexpected HTTP status from the provider API (5xx and
+// anything not classified above); it is transient and retried.
+type StatusError struct {
+	StatusCode int
+	// Body is a short, secret-free excerpt of the response body.
+	Body string
+}
+
+func (e *StatusError) Error() string {
+	if e.Body == "" {
+		return fmt.Sprintf("provider answered HTTP %d", e.StatusCode)
+	}
+	return fmt.Sprintf("provider answered HTTP %d: %s", e.StatusCode, e.Body)
+}
+
+// MaxUserIDLen is the longest user id accepted from a webhook, in bytes.
+const MaxUserIDLen = 255
+
+// ValidateUserID checks the rules every provider's user ids must meet (SPEC §4):
+// non-empty, at most 255 bytes, valid UTF-8, no NUL or other control
+// character. Provider-specific formats (a UUID for Stack Auth) are checked by
+// the provider on top of this.
+func ValidateUserID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: user id is empty", ErrBadPayload)
+	}
+	if len(id) > MaxUserIDLen {
+		return fmt.Errorf("%w: user id is longer than %d bytes", ErrBadPayload, MaxUserIDLen)
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%w: user id is not valid UTF-8", ErrBadPayload)
+	}
+	for _, r := range id {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			return fmt.Errorf("%w: user id contains a control character", ErrBadPayload)
+		}
+	}
+	return nil
+}
+
+// Snippet returns at most n bytes of b for an error message, on a UTF-8
+// boundary, with control characters replaced.
+func Snippet(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+		for len(b) > 0 && !utf8.Valid(b) {
+			b = b[:len(b)-1]
+		}
+	}
+	out := []rune(string(b))
+	for i, r := range out {
+		if r < 0x20 || r == 0x7f {
+			out[i] = ' '
+		}
+	}
+	return string(out)
+}

@@ -1,0 +1,234 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/usersync/usersync/jobs"
+	"github.com/usersync/usersync/provider"
+)
+
+// BackfillPageWorker works backfill_page jobs: one page of a provider's user
+// list per job, the chain's progress committed with each page.
+type BackfillPageWorker struct {
+	river.WorkerDefaults[jobs.BackfillPageArgs]
+	deps Deps
+}
+
+// NextRetry implements river.Worker.
+func (w *BackfillPageWorker) NextRetry(job *river.Job[jobs.BackfillPageArgs]) time.Time {
+	return retryAt(job.Attempt)
+}
+
+type run struct {
+	id         int64
+	status     string
+	startedAt  time.Time
+	lastUserID string
+	restarts   int
+}
+
+// Work fetches one page (outside any transaction), then in one transaction
+// writes it, records the run's progress, completes the job and enqueues the
+// next page; on the last page of the run it infers deletions and marks the
+// run complete.
+func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.BackfillPageArgs]) error {
+	a := job.Args
+	b, ok := w.deps.Bindings[a.Provider]
+	if !ok {
+		return river.JobCancel(fmt.Errorf("backfill_page: provider %q is not enabled in this process", a.Provider))
+	}
+	is := pgx.Identifier{b.Store.InternalSchema}.Sanitize()
+	log := w.deps.Logger.With("provider", a.Provider, "job_id", job.ID)
+	token := *job.AttemptedAt
+
+	var r *run
+	if a.RunID == "" {
+		skip, err := w.skipNewRun(ctx, is, a)
+		if err != nil {
+			return err
+		}
+		if skip {
+			log.Info("backfill not started: a complete run started recently", "interval", w.deps.BackfillInterval)
+			return nil
+		}
+	} else {
+		id, err := strconv.ParseInt(a.RunID, 10, 64)
+		if err != nil {
+			return river.JobCancel(fmt.Errorf("backfill_page: run_id %q is not a run id", a.RunID))
+		}
+		r, err = w.loadRun(ctx, is, id)
+		if err != nil {
+			return err
+		}
+		if r == nil || r.status != "running" {
+			return river.JobCancel(fmt.Errorf("backfill_page: run %s is not running", a.RunID))
+		}
+	}
+
+	cursor := a.Cursor
+	page, err := b.Provider.ListUsers(ctx, cursor)
+	restarted := false
+	if errors.Is(err, provider.ErrCursorNotFound) && r != nil {
+		// The cursor names a user deleted since the previous page: carry on
+		// from the last user seen, or if that one is gone too, from the start.
+		log.Warn("backfill cursor no longer resolves; resuming from the last user seen", "cursor", cursor)
+		if r.lastUserID != "" {
+			cursor = b.Provider.ResumeCursor(r.lastUserID)
+			page, err = b.Provider.ListUsers(ctx, cursor)
+		}
+		if errors.Is(err, provider.ErrCursorNotFound) || (err == nil && r.lastUserID == "") {
+			log.Warn("backfill resumes from the start of the list: the last user seen is gone too")
+			cursor, restarted = "", true
+			page, err = b.Provider.ListUsers(ctx, "")
+		}
+	}
+	if err != nil {
+		return w.failed(ctx, is, job, r, err)
+	}
+
+	tx, err := w.deps.DB.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("backfill %s: begin: %w", a.Provider, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := completeTx(ctx, tx, job); err != nil {
+		return err
+	}
+	if r == nil {
+		r, err = w.startRun(ctx, tx, is, a.Provider, token, job.ID)
+		if err != nil {
+			return err
+		}
+		if err := b.Store.Adopt(ctx, tx); err != nil {
+			return err
+		}
+		log.Info("backfill run started", "run_id", r.id)
+	}
+	res, err := b.Store.Upsert(ctx, tx, page.Users, token, &r.id)
+	if err != nil {
+		return fmt.Errorf("backfill %s run %d: %w", a.Provider, r.id, err)
+	}
+	last := ""
+	if n := len(page.Users); n > 0 {
+		last = page.Users[n-1].ID
+	}
+	restarts := 0
+	if restarted {
+		restarts = 1
+	}
+	if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET pages = pages + 1,
+		users_listed = users_listed + $2, users_written = users_written + $3,
+		next_cursor = $4, last_user_id = coalesce(nullif($5, ''), last_user_id),
+		restarts = restarts + $6, last_error = NULL, updated_at = now()
+		WHERE id = $1`, r.id, len(page.Users), res.Changed(), page.Next, last, restarts); err != nil {
+		return fmt.Errorf("backfill %s run %d: record progress: %w", a.Provider, r.id, err)
+	}
+	if page.Next != "" {
+		if err := insertTx(ctx, tx, jobs.BackfillPageArgs{Provider: a.Provider, RunID: strconv.FormatInt(r.id, 10), Cursor: page.Next}); err != nil {
+			return fmt.Errorf("backfill %s run %d: enqueue next page: %w", a.Provider, r.id, err)
+		}
+	} else {
+		// The list reported its end on a page that continues from where the
+		// previous one stopped: the run is complete, deletions can be inferred.
+		del, err := b.Store.InferDeletions(ctx, tx, r.id, r.startedAt)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET status = 'completed', finished_at = now(),
+			users_deleted = $2, updated_at = now() WHERE id = $1`, r.id, del.Deleted); err != nil {
+			return fmt.Errorf("backfill %s run %d: complete: %w", a.Provider, r.id, err)
+		}
+		defer log.Info("backfill run complete", "run_id", r.id, "deleted", del.Deleted)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("backfill %s run %d: commit: %w", a.Provider, r.id, err)
+	}
+	w.deps.Observer.BackfillPage(a.Provider, len(page.Users), res.Changed(), page.Next == "")
+	return nil
+}
+
+// skipNewRun reports whether a scheduled (not forced) run should not start
+// because a complete run started less than half an interval ago.
+func (w *BackfillPageWorker) skipNewRun(ctx context.Context, is string, a jobs.BackfillPageArgs) (bool, error) {
+	if a.Force {
+		return false, nil
+	}
+	if w.deps.BackfillInterval <= 0 {
+		return false, nil
+	}
+	var recent bool
+	err := w.deps.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+is+`.backfill_run
+		WHERE provider = $1 AND status = 'completed' AND started_at > now() - $2::interval)`,
+		a.Provider, w.deps.BackfillInterval/2).Scan(&recent)
+	if err != nil {
+		return false, fmt.Errorf("backfill %s: look up recent runs: %w", a.Provider, err)
+	}
+	return recent, nil
+}
+
+func (w *BackfillPageWorker) loadRun(ctx context.Context, is string, id int64) (*run, error) {
+	r := &run{id: id}
+	var last *string
+	err := w.deps.DB.QueryRow(ctx, `SELECT status, started_at, last_user_id, restarts FROM `+is+`.backfill_run WHERE id = $1`, id).
+		Scan(&r.status, &r.startedAt, &last, &r.restarts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load backfill run %d: %w", id, err)
+	}
+	if last != nil {
+		r.lastUserID = *last
+	}
+	return r, nil
+}
+
+func (w *BackfillPageWorker) startRun(ctx context.Context, tx pgx.Tx, is, prov string, startedAt time.Time, jobID int64) (*run, error) {
+	// A run still marked running has lost its chain (its last job was
+	// discarded or cancelled): it can never complete.
+	if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET status = 'failed', finished_at = now(), updated_at = now(),
+		last_error = coalesce(last_error, 'abandoned: superseded by a new run') WHERE provider = $1 AND status = 'running'`, prov); err != nil {
+		return nil, fmt.Errorf("backfill %s: close abandoned runs: %w", prov, err)
+	}
+	r := &run{status: "running", startedAt: startedAt}
+	if err := tx.QueryRow(ctx, `INSERT INTO `+is+`.backfill_run (provider, status, started_at, started_by_job) VALUES ($1, 'running', $2, $3) RETURNING id`,
+		prov, startedAt, jobID).Scan(&r.id); err != nil {
+		return nil, fmt.Errorf("backfill %s: start run: %w", prov, err)
+	}
+	return r, nil
+}
+
+// failed records a failed page fetch on the run (visible in status), and
+// decides between snoozing (429), retrying and giving up.
+func (w *BackfillPageWorker) failed(ctx context.Context, is string, job *river.Job[jobs.BackfillPageArgs], r *run, err error) error {
+	a := job.Args
+	var rl *provider.RateLimitedError
+	rateLimited := errors.As(err, &rl)
+	if errors.Is(err, provider.ErrBadCredentials) {
+		w.deps.Logger.Error("provider rejected usersync's credentials: check them", "provider", a.Provider, "err", err)
+		w.deps.Observer.SyncFailed(a.Provider, "bad_credentials", err)
+	}
+	if r != nil {
+		final := !rateLimited && job.Attempt >= job.MaxAttempts
+		status := "running"
+		if final {
+			status = "failed"
+		}
+		if _, dbErr := w.deps.DB.Exec(ctx, `UPDATE `+is+`.backfill_run SET last_error = $2, status = $3,
+			finished_at = CASE WHEN $3 = 'failed' THEN now() END, updated_at = now() WHERE id = $1 AND status = 'running'`,
+			r.id, err.Error(), status); dbErr != nil {
+			w.deps.Logger.Warn("could not record backfill error", "run_id", r.id, "err", dbErr)
+		}
+	}
+	if rateLimited {
+		w.deps.Logger.Warn("backfill rate limited by provider; waiting", "provider", a.Provider, "retry_after", snoozeFor(rl))
+		return river.JobSnooze(snoozeFor(rl))
+	}
+	return fmt.Errorf("backfill %s: list users: %w", a.Provider, err)
+}

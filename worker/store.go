@@ -1,0 +1,338 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/usersync/usersync/provider"
+)
+
+// Target is one users_sync table and how usersync writes it.
+type Target struct {
+	// Schema is the table's schema.
+	Schema string
+	// NotifyChannel receives a pg_notify per change ("" = off).
+	NotifyChannel string
+	// Columns present in the table that usersync may write; generated
+	// columns (Neon's table) and absent ones are left out.
+	writable map[string]bool
+}
+
+// targetColumns are users_sync's columns (SPEC §1.1).
+var targetColumns = []string{"raw_json", "id", "name", "email", "created_at", "updated_at", "deleted_at"}
+
+// StoreConfig says where and how a Store writes.
+type StoreConfig struct {
+	Provider       string
+	InternalSchema string
+	Target         *Target
+	// HardDelete removes rows instead of setting deleted_at.
+	HardDelete bool
+	// Redact lists top-level raw_json keys dropped before storing.
+	Redact []string
+}
+
+// Store performs usersync's transactional writes for one provider. It is
+// safe for concurrent use.
+type Store struct {
+	StoreConfig
+	upsertSQL, deleteOneSQL, inferSQL, adoptSQL string
+}
+
+// NewStore prepares the statements for cfg.
+func NewStore(cfg StoreConfig) *Store {
+	s := &Store{StoreConfig: cfg}
+	if s.Redact == nil {
+		s.Redact = []string{}
+	}
+	s.prepare()
+	return s
+}
+
+// LoadTarget inspects schema.users_sync and prepares the statements that
+// write it. It fails if the table is missing or lacks raw_json or id.
+func LoadTarget(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, schema, notifyChannel string) (*Target, error) {
+	rows, err := db.Query(ctx, `SELECT column_name::text, is_generated::text FROM information_schema.columns
+		WHERE table_schema = $1 AND table_name = 'users_sync'`, schema)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s.users_sync: %w", schema, err)
+	}
+	cols := map[string]string{}
+	for rows.Next() {
+		var name, gen string
+		if err := rows.Scan(&name, &gen); err != nil {
+			return nil, fmt.Errorf("inspect %s.users_sync: %w", schema, err)
+		}
+		cols[name] = gen
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inspect %s.users_sync: %w", schema, err)
+	}
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("table %s.users_sync does not exist: run `usersync migrate`", schema)
+	}
+	for _, c := range []string{"raw_json", "id"} {
+		if _, ok := cols[c]; !ok {
+			return nil, fmt.Errorf("table %s.users_sync has no %s column", schema, c)
+		}
+	}
+	if cols["raw_json"] == "ALWAYS" {
+		return nil, fmt.Errorf("table %s.users_sync: raw_json must not be a generated column", schema)
+	}
+	t := &Target{Schema: schema, NotifyChannel: notifyChannel, writable: map[string]bool{}}
+	for _, c := range targetColumns {
+		if gen, ok := cols[c]; ok && gen != "ALWAYS" {
+			t.writable[c] = true
+		}
+	}
+	return t, nil
+}
+
+// Generated reports whether the table computes column c itself (Neon).
+func (t *Target) Generated(c string) bool { return !t.writable[c] }
+
+func (s *Store) prepare() {
+	t := s.Target
+	is := pgx.Identifier{s.InternalSchema}.Sanitize()
+	tbl := pgx.Identifier{t.Schema, "users_sync"}.Sanitize()
+
+	// Column lists for the upsert: only the columns the table lets us write.
+	exprs := map[string]string{
+		"raw_json":   "i.raw::jsonb - $7::text[]",
+		"id":         "i.id",
+		"name":       "i.name",
+		"email":      "i.email",
+		"created_at": "i.created_at",
+		"updated_at": "coalesce(i.p_updated_at, now())",
+		"deleted_at": "NULL::timestamptz",
+	}
+	var cols, vals, sets, olds, news []string
+	for _, c := range targetColumns {
+		if !t.writable[c] {
+			continue
+		}
+		cols = append(cols, c)
+		vals = append(vals, exprs[c])
+		if c != "id" {
+			sets = append(sets, c+" = excluded."+c)
+		}
+		// Content comparison: everything but updated_at (which records the change).
+		if c != "id" && c != "updated_at" {
+			olds = append(olds, "u."+c)
+			news = append(news, "excluded."+c)
+		}
+	}
+	notify := notifyExpr(t.NotifyChannel, "up.id", "CASE WHEN up.inserted THEN 'insert' ELSE 'update' END")
+
+	// $1 provider, $2 ids, $3 raws, $4 names, $5 emails, $6 created, $7 redact,
+	// $8 provider updated_at, $9 fetch token, $10 run id (NULL for sync_user).
+	s.upsertSQL = fmt.Sprintf(`WITH input AS (
+  SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $8::timestamptz[])
+    AS i(id, raw, name, email, created_at, p_updated_at)
+), st AS (
+  INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at, seen_run)
+  SELECT $1, id, $9, $10 FROM input ORDER BY id
+  ON CONFLICT (provider, user_id) DO UPDATE
+    SET fetched_at = greatest(s.fetched_at, excluded.fetched_at),
+        seen_run = coalesce(excluded.seen_run, s.seen_run)
+  RETURNING s.user_id, s.fetched_at, s.dirty_at
+), up AS (
+  INSERT INTO %[2]s AS u (%[3]s)
+  SELECT %[4]s FROM input i JOIN st ON st.user_id = i.id AND st.fetched_at = $9
+  ORDER BY i.id
+  ON CONFLICT (id) DO UPDATE SET %[5]s
+  WHERE (%[6]s) IS DISTINCT FROM (%[7]s)
+  RETURNING u.id, (u.xmax = 0) AS inserted
+)
+SELECT up.id, CASE WHEN up.inserted THEN 'insert' ELSE 'update' END, %[8]s FROM up
+UNION ALL
+SELECT st.user_id, 'dirty', NULL FROM st WHERE st.dirty_at > $9`,
+		is, tbl, strings.Join(cols, ", "), strings.Join(vals, ", "), strings.Join(sets, ", "),
+		strings.Join(olds, ", "), strings.Join(news, ", "), notify)
+
+	// $1 provider, $2 user id, $3 fetch token.
+	delNotify := notifyExpr(t.NotifyChannel, "d.id", "'delete'")
+	st := fmt.Sprintf(`WITH st AS (
+  INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at) VALUES ($1, $2, $3)
+  ON CONFLICT (provider, user_id) DO UPDATE SET fetched_at = greatest(s.fetched_at, excluded.fetched_at)
+  RETURNING s.user_id, s.fetched_at, s.dirty_at
+)`, is)
+	dirty := `
+UNION ALL
+SELECT st.user_id, 'dirty', NULL FROM st WHERE st.dirty_at > $3`
+	if s.HardDelete {
+		s.deleteOneSQL = st + fmt.Sprintf(`, d AS (
+  DELETE FROM %[1]s u USING st WHERE u.id = st.user_id AND st.fetched_at = $3 RETURNING u.id
+)
+SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify) + dirty
+	} else if t.writable["deleted_at"] {
+		upd := "deleted_at = now()"
+		if t.writable["updated_at"] {
+			upd += ", updated_at = now()"
+		}
+		s.deleteOneSQL = st + fmt.Sprintf(`, d AS (
+  UPDATE %[1]s u SET %[3]s FROM st
+  WHERE u.id = st.user_id AND st.fetched_at = $3 AND u.deleted_at IS NULL RETURNING u.id
+)
+SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify, upd) + dirty
+	}
+
+	// Deletion inference at the end of a complete run: $1 provider, $2 run id,
+	// $3 run start. Users the run never listed and that were not written since
+	// it started. FOR UPDATE re-checks the condition against concurrent syncs.
+	gone := fmt.Sprintf(`WITH gone AS (
+  SELECT user_id FROM %[1]s.user_state
+  WHERE provider = $1 AND seen_run IS DISTINCT FROM $2 AND fetched_at < $3
+  ORDER BY user_id FOR UPDATE
+)`, is)
+	if s.HardDelete {
+		s.inferSQL = gone + fmt.Sprintf(`, d AS (
+  DELETE FROM %[1]s u USING gone WHERE u.id = gone.user_id RETURNING u.id
+)
+SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify)
+	} else {
+		upd := "deleted_at = now()"
+		if t.writable["updated_at"] {
+			upd += ", updated_at = now()"
+		}
+		s.inferSQL = gone + fmt.Sprintf(`, d AS (
+  UPDATE %[1]s u SET %[3]s FROM gone WHERE u.id = gone.user_id AND u.deleted_at IS NULL RETURNING u.id
+)
+SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify, upd)
+	}
+	// Rows that predate usersync (e.g. Neon's) get a state row so a complete
+	// run can infer their deletion too. $1 provider.
+	s.adoptSQL = fmt.Sprintf(`INSERT INTO %[1]s.user_state (provider, user_id)
+SELECT $1, u.id FROM %[2]s u
+WHERE NOT EXISTS (SELECT 1 FROM %[1]s.user_state s WHERE s.provider = $1 AND s.user_id = u.id)
+ON CONFLICT DO NOTHING`, is, tbl)
+}
+
+func notifyExpr(channel, idExpr, opExpr string) string {
+	if channel == "" {
+		return "NULL"
+	}
+	return fmt.Sprintf("pg_notify(%s, json_build_object('id', %s, 'op', %s)::text)::text",
+		quoteLiteral(channel), idExpr, opExpr)
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Result counts what a write changed.
+type Result struct {
+	Inserted, Updated, Deleted int
+	// Dirty lists users for whom an event arrived after token: they need
+	// another sync.
+	Dirty []string
+}
+
+// Changed is the number of rows that changed.
+func (r Result) Changed() int { return r.Inserted + r.Updated + r.Deleted }
+
+func collect(rows pgx.Rows) (Result, error) {
+	var r Result
+	for rows.Next() {
+		var id, op string
+		var n *string
+		if err := rows.Scan(&id, &op, &n); err != nil {
+			return r, err
+		}
+		switch op {
+		case "insert":
+			r.Inserted++
+		case "update":
+			r.Updated++
+		case "delete":
+			r.Deleted++
+		case "dirty":
+			r.Dirty = append(r.Dirty, id)
+		}
+	}
+	return r, rows.Err()
+}
+
+// Upsert writes users fetched at token (the database time at which the fetch
+// began) in one statement: users whose stored data was fetched later are left
+// alone (no stale overwrite), unchanged rows are not rewritten, and a user
+// marked deleted is restored because the provider says it exists. runID, when
+// non-nil, records that a backfill run listed these users.
+func (s *Store) Upsert(ctx context.Context, tx pgx.Tx, users []provider.User, token time.Time, runID *int64) (Result, error) {
+	n := len(users)
+	ids, raws := make([]string, n), make([]string, n)
+	names, emails := make([]*string, n), make([]*string, n)
+	created, updated := make([]*time.Time, n), make([]*time.Time, n)
+	for i, u := range users {
+		ids[i], raws[i], names[i], emails[i], created[i], updated[i] = u.ID, string(u.Raw), u.Name, u.Email, u.CreatedAt, u.UpdatedAt
+	}
+	rows, err := tx.Query(ctx, s.upsertSQL, s.Provider, ids, raws, names, emails, created, s.Redact, updated, token, runID)
+	if err != nil {
+		return Result{}, fmt.Errorf("upsert %d users into %s.users_sync: %w", n, s.Target.Schema, err)
+	}
+	r, err := collect(rows)
+	if err != nil {
+		return r, fmt.Errorf("upsert %d users into %s.users_sync: %w", n, s.Target.Schema, err)
+	}
+	return r, nil
+}
+
+// MarkDeleted records that the provider said, in a fetch begun at token,
+// that the user does not exist: the row gets deleted_at (or is removed in
+// hard mode), unless newer data is already stored.
+func (s *Store) MarkDeleted(ctx context.Context, tx pgx.Tx, userID string, token time.Time) (Result, error) {
+	if s.deleteOneSQL == "" {
+		return Result{}, fmt.Errorf("table %s.users_sync has no writable deleted_at column: set USERSYNC_DELETE_MODE=hard", s.Target.Schema)
+	}
+	rows, err := tx.Query(ctx, s.deleteOneSQL, s.Provider, userID, token)
+	if err != nil {
+		return Result{}, fmt.Errorf("mark user %s deleted: %w", userID, err)
+	}
+	r, err := collect(rows)
+	if err != nil {
+		return r, fmt.Errorf("mark user %s deleted: %w", userID, err)
+	}
+	return r, nil
+}
+
+// InferDeletions marks deleted every user of the provider that run runID
+// never listed and that was not written since the run started. Call it only
+// when the run has completed.
+func (s *Store) InferDeletions(ctx context.Context, tx pgx.Tx, runID int64, startedAt time.Time) (Result, error) {
+	if !s.HardDelete && !s.Target.writable["deleted_at"] {
+		return Result{}, fmt.Errorf("table %s.users_sync has no writable deleted_at column: set USERSYNC_DELETE_MODE=hard", s.Target.Schema)
+	}
+	rows, err := tx.Query(ctx, s.inferSQL, s.Provider, runID, startedAt)
+	if err != nil {
+		return Result{}, fmt.Errorf("infer deletions of run %d: %w", runID, err)
+	}
+	r, err := collect(rows)
+	if err != nil {
+		return r, fmt.Errorf("infer deletions of run %d: %w", runID, err)
+	}
+	return r, nil
+}
+
+// Adopt gives every users_sync row without a state row one, so that rows
+// written before usersync (Neon's) take part in deletion inference.
+func (s *Store) Adopt(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, s.adoptSQL, s.Provider); err != nil {
+		return fmt.Errorf("adopt existing rows of %s.users_sync: %w", s.Target.Schema, err)
+	}
+	return nil
+}
+
+// MarkDirty records that events for these users arrived while a sync of
+// them was running, so that sync enqueues another when it finishes.
+func MarkDirty(ctx context.Context, tx pgx.Tx, internalSchema string, providers, userIDs []string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO `+pgx.Identifier{internalSchema}.Sanitize()+`.user_state AS s (provider, user_id, dirty_at)
+SELECT p, u, now() FROM unnest($1::text[], $2::text[]) AS t(p, u) ORDER BY p, u
+ON CONFLICT (provider, user_id) DO UPDATE SET dirty_at = now()`, providers, userIDs)
+	if err != nil {
+		return fmt.Errorf("mark %d users dirty: %w", len(userIDs), err)
+	}
+	return nil
+}

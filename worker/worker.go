@@ -1,0 +1,215 @@
+// Package worker holds usersync's River workers and the transactional writes
+// they make: a job's row changes and its completion commit together.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/usersync/usersync/jobs"
+	"github.com/usersync/usersync/provider"
+)
+
+// DB is the database handle the workers use: a *pgxpool.Pool in production.
+type DB interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Binding is one enabled provider and the table it syncs into.
+type Binding struct {
+	Provider provider.Provider
+	Store    *Store
+}
+
+// Observer receives what workers did, for metrics and status. Every method
+// must be cheap and safe for concurrent use.
+type Observer interface {
+	// Synced is called after a sync_user job committed; outcome is one of
+	// "changed", "unchanged", "deleted", "stale".
+	Synced(provider, outcome string, lag time.Duration)
+	// SyncFailed is called when a sync_user job failed; kind is one of
+	// "rate_limited", "bad_credentials", "provider_error", "database_error".
+	SyncFailed(provider, kind string, err error)
+	// BackfillPage is called after a backfill page committed.
+	BackfillPage(provider string, listed, written int, last bool)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Synced(string, string, time.Duration) {}
+func (nopObserver) SyncFailed(string, string, error)     {}
+func (nopObserver) BackfillPage(string, int, int, bool)  {}
+
+// Deps is what the workers need.
+type Deps struct {
+	DB       DB
+	Bindings map[string]*Binding
+	Logger   *slog.Logger
+	Observer Observer
+	// BackfillInterval is the period of scheduled backfills; a run that is
+	// not forced is skipped when a complete one started less than half of it
+	// ago. 0 means no scheduled runs.
+	BackfillInterval time.Duration
+}
+
+// Register adds usersync's workers to a River worker set.
+func Register(workers *river.Workers, d Deps) {
+	if d.Observer == nil {
+		d.Observer = nopObserver{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	river.AddWorker(workers, &SyncUserWorker{deps: d})
+	river.AddWorker(workers, &BackfillPageWorker{deps: d})
+}
+
+// MaxRetryDelay caps the exponential retry backoff of failing jobs.
+const MaxRetryDelay = 5 * time.Minute
+
+// retryAt is the retry policy of both job kinds: 1 s, 2 s, 4 s, ... capped at
+// MaxRetryDelay, with ±10% jitter, so that a provider outage is followed by
+// convergence within minutes rather than River's default days.
+func retryAt(attempt int) time.Time {
+	d := time.Second << min(max(attempt-1, 0), 20)
+	d = min(d, MaxRetryDelay)
+	d += time.Duration((rand.Float64()*0.2 - 0.1) * float64(d))
+	return time.Now().Add(d)
+}
+
+// snoozeFor is how long to wait after a 429.
+func snoozeFor(e *provider.RateLimitedError) time.Duration {
+	d := e.RetryAfter
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	return min(d, time.Hour)
+}
+
+// SyncUserWorker works sync_user jobs.
+type SyncUserWorker struct {
+	river.WorkerDefaults[jobs.SyncUserArgs]
+	deps Deps
+}
+
+// NextRetry implements river.Worker.
+func (w *SyncUserWorker) NextRetry(job *river.Job[jobs.SyncUserArgs]) time.Time {
+	return retryAt(job.Attempt)
+}
+
+// Work fetches the user's profile outside any transaction, then in one
+// transaction completes the job, writes users_sync (unless newer data is
+// already there) and, if an event arrived while it ran, enqueues another sync.
+func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserArgs]) error {
+	a := job.Args
+	b, ok := w.deps.Bindings[a.Provider]
+	if !ok {
+		return river.JobCancel(fmt.Errorf("sync_user: provider %q is not enabled in this process", a.Provider))
+	}
+	if err := provider.ValidateUserID(a.UserID); err != nil {
+		return river.JobCancel(fmt.Errorf("sync_user: %w", err))
+	}
+	// The fetch token: when this attempt began, on the database's clock. Data
+	// fetched now is at least as new as any event received before it.
+	token := *job.AttemptedAt
+	user, err := b.Provider.FetchUser(ctx, a.UserID)
+	gone := errors.Is(err, provider.ErrUserNotFound)
+	if err != nil && !gone {
+		return w.failed(job, err)
+	}
+
+	tx, err := w.deps.DB.Begin(ctx)
+	if err != nil {
+		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+		return fmt.Errorf("sync user %s: begin: %w", a.UserID, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// A lost commit is harmless: the job stays running and is rescued and
+	// re-run, so this transaction need not wait for its WAL flush.
+	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+		return fmt.Errorf("sync user %s: %w", a.UserID, err)
+	}
+	if err := completeTx(ctx, tx, job); err != nil {
+		return err
+	}
+	var res Result
+	if gone {
+		res, err = b.Store.MarkDeleted(ctx, tx, a.UserID, token)
+	} else {
+		res, err = b.Store.Upsert(ctx, tx, []provider.User{user}, token, nil)
+	}
+	if err != nil {
+		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+		return fmt.Errorf("sync user %s: %w", a.UserID, err)
+	}
+	if len(res.Dirty) > 0 {
+		if err := insertTx(ctx, tx, jobs.SyncUserArgs{Provider: a.Provider, UserID: a.UserID}); err != nil {
+			return fmt.Errorf("sync user %s: re-enqueue: %w", a.UserID, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+		return fmt.Errorf("sync user %s: commit: %w", a.UserID, err)
+	}
+	outcome := "unchanged"
+	switch {
+	case res.Deleted > 0:
+		outcome = "deleted"
+	case res.Changed() > 0:
+		outcome = "changed"
+	case gone:
+		outcome = "unchanged"
+	}
+	w.deps.Observer.Synced(a.Provider, outcome, time.Since(job.CreatedAt))
+	return nil
+}
+
+func (w *SyncUserWorker) failed(job *river.Job[jobs.SyncUserArgs], err error) error {
+	a := job.Args
+	var rl *provider.RateLimitedError
+	switch {
+	case errors.As(err, &rl):
+		w.deps.Observer.SyncFailed(a.Provider, "rate_limited", err)
+		return river.JobSnooze(snoozeFor(rl))
+	case errors.Is(err, provider.ErrBadCredentials):
+		w.deps.Observer.SyncFailed(a.Provider, "bad_credentials", err)
+		w.deps.Logger.Error("provider rejected usersync's credentials: check them", "provider", a.Provider, "err", err)
+	default:
+		w.deps.Observer.SyncFailed(a.Provider, "provider_error", err)
+	}
+	return fmt.Errorf("sync user %s: %w", a.UserID, err)
+}
+
+// completeTx completes job in tx and checks that it really completed: if the
+// job left the running state (rescued as stuck, cancelled), nothing it wrote
+// may commit.
+func completeTx[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[T]) error {
+	done, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+	if err != nil {
+		return fmt.Errorf("complete job %d: %w", job.ID, err)
+	}
+	if done.State != rivertype.JobStateCompleted {
+		return fmt.Errorf("job %d is no longer running (state %s): not committing", job.ID, done.State)
+	}
+	return nil
+}
+
+func insertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs) error {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	_, err = client.InsertTx(ctx, tx, args, nil)
+	return err
+}
