@@ -1,0 +1,566 @@
+// Package stackauth is the Stack Auth provider: it fetches and lists users
+// through Stack Auth's server REST API and verifies and parses the webhooks
+// Stack Auth sends through Svix.
+//
+// It is the only code in usersync that knows Stack Auth's wire format (see
+// shared/reference/providers.md §1). Callers use it through
+// [provider.Provider].
+package stackauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	svix "github.com/svix/svix-webhooks/go"
+
+	"github.com/usersync/usersync/provider"
+)
+
+// ProviderName is the value of [Client.Name].
+const ProviderName = "stackauth"
+
+// Defaults applied by [New] to zero Config fields.
+const (
+	// DefaultAPIURL is Stack Auth's hosted API (without the /api/v1 suffix).
+	DefaultAPIURL = "https://api.stack-auth.com"
+	// DefaultPageSize is the number of users asked for per list page.
+	DefaultPageSize = 1000
+	// MaxPageSize is the largest accepted Config.PageSize (a backfill page
+	// holds at most 1000 users, SPEC §5).
+	MaxPageSize = 1000
+	// RequestTimeout bounds every API request, whatever the HTTP client's own
+	// timeout.
+	RequestTimeout = 15 * time.Second
+)
+
+// Response size limits: a user object may carry a 1 MB data: URL as its
+// profile image, and a page holds up to 1000 users.
+const (
+	maxUserBody  = 16 << 20
+	maxListBody  = 256 << 20
+	maxErrorBody = 64 << 10
+	snippetLen   = 200
+)
+
+// Config configures a [Client].
+type Config struct {
+	// ProjectID is the Stack Auth project id (STACK_PROJECT_ID). Required.
+	ProjectID string
+	// SecretServerKey is the project's secret server key, ssk_...
+	// (STACK_SECRET_SERVER_KEY). Required.
+	SecretServerKey string
+	// WebhookSecret is the Svix endpoint secret, whsec_...
+	// (STACK_WEBHOOK_SECRET). Required.
+	WebhookSecret string
+	// APIURL is the API base without /api/v1 (STACK_API_URL); default
+	// [DefaultAPIURL]. A trailing slash, or a trailing /api/v1, is tolerated.
+	APIURL string
+	// HTTPClient sends the API requests; default a client with a 15 s
+	// timeout. The client is copied so that redirects are never followed (they
+	// would carry the secret key elsewhere).
+	HTTPClient *http.Client
+	// PageSize is the number of users per list page, 1..1000; default 1000.
+	PageSize int
+}
+
+// Client is a Stack Auth [provider.Provider]. It is safe for concurrent use.
+type Client struct {
+	projectID string
+	secretKey string
+	base      string // ".../api/v1", no trailing slash
+	http      *http.Client
+	pageSize  int
+	wh        *svix.Webhook
+}
+
+var _ provider.Provider = (*Client)(nil)
+
+// New validates cfg and returns a Client. Errors name the offending field and
+// never include secret values.
+func New(cfg Config) (*Client, error) {
+	if strings.TrimSpace(cfg.ProjectID) == "" {
+		return nil, errors.New("stackauth: ProjectID (STACK_PROJECT_ID) is required")
+	}
+	if !validHeaderValue(cfg.ProjectID) {
+		return nil, errors.New("stackauth: ProjectID (STACK_PROJECT_ID) contains whitespace or control characters")
+	}
+	if strings.TrimSpace(cfg.SecretServerKey) == "" {
+		return nil, errors.New("stackauth: SecretServerKey (STACK_SECRET_SERVER_KEY) is required")
+	}
+	if !validHeaderValue(cfg.SecretServerKey) {
+		return nil, errors.New("stackauth: SecretServerKey (STACK_SECRET_SERVER_KEY) contains whitespace or control characters")
+	}
+	if strings.TrimSpace(cfg.WebhookSecret) == "" {
+		return nil, errors.New("stackauth: WebhookSecret (STACK_WEBHOOK_SECRET) is required")
+	}
+	wh, err := newWebhook(cfg.WebhookSecret)
+	if err != nil {
+		return nil, err
+	}
+	base, err := apiBase(cfg.APIURL)
+	if err != nil {
+		return nil, err
+	}
+	pageSize := cfg.PageSize
+	switch {
+	case pageSize == 0:
+		pageSize = DefaultPageSize
+	case pageSize < 0 || pageSize > MaxPageSize:
+		return nil, fmt.Errorf("stackauth: PageSize must be between 1 and %d, got %d", MaxPageSize, pageSize)
+	}
+	var hc http.Client
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
+	} else {
+		hc.Timeout = RequestTimeout
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{
+		projectID: cfg.ProjectID,
+		secretKey: cfg.SecretServerKey,
+		base:      base,
+		http:      &hc,
+		pageSize:  pageSize,
+		wh:        wh,
+	}, nil
+}
+
+// newWebhook parses a Svix secret without ever echoing it.
+func newWebhook(secret string) (*svix.Webhook, error) {
+	const what = "stackauth: WebhookSecret (STACK_WEBHOOK_SECRET)"
+	if strings.ContainsAny(secret, " \t\r\n") {
+		return nil, errors.New(what + " contains whitespace")
+	}
+	wh, err := svix.NewWebhook(secret)
+	if err != nil {
+		// The svix error ("illegal base64 data at input byte N") holds no
+		// secret material, but keep the message ours anyway.
+		return nil, errors.New(what + " is not valid: expected whsec_ followed by base64")
+	}
+	key := strings.TrimPrefix(secret, "whsec_")
+	if len(key) < 16 { // base64 of fewer than 12 bytes: not a real secret
+		return nil, errors.New(what + " is too short to be a Svix signing secret")
+	}
+	return wh, nil
+}
+
+func apiBase(raw string) (string, error) {
+	if raw == "" {
+		raw = DefaultAPIURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("stackauth: APIURL (STACK_API_URL) must be an absolute http or https URL")
+	}
+	if u.User != nil {
+		return "", errors.New("stackauth: APIURL (STACK_API_URL) must not contain credentials")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", errors.New("stackauth: APIURL (STACK_API_URL) must not have a query or fragment")
+	}
+	p := strings.TrimRight(u.Path, "/")
+	p = strings.TrimSuffix(p, "/api/v1")
+	u.Path = p + "/api/v1"
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// validHeaderValue reports whether s can be sent as a header value unchanged.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Name returns "stackauth".
+func (c *Client) Name() string { return ProviderName }
+
+// ResumeCursor returns lastUserID: Stack Auth's cursor is inclusive, so the
+// list continues at that user (listing it again).
+func (c *Client) ResumeCursor(lastUserID string) string { return lastUserID }
+
+// FetchUser returns the user's current profile (GET /api/v1/users/{id}). It
+// returns an error wrapping [provider.ErrUserNotFound] when Stack Auth answers
+// 404 USER_NOT_FOUND, or when id is not a UUID (Stack Auth ids are UUIDs and
+// its API rejects anything else, so no such user can exist).
+func (c *Client) FetchUser(ctx context.Context, id string) (provider.User, error) {
+	if err := provider.ValidateUserID(id); err != nil || !IsUUID(id) {
+		return provider.User{}, fmt.Errorf("stackauth: fetch user %q: %w (the id is not a UUID, so no Stack Auth user has it)", provider.Snippet([]byte(id), 64), provider.ErrUserNotFound)
+	}
+	status, header, body, err := c.get(ctx, "/users/"+url.PathEscape(id), nil, maxUserBody)
+	if err != nil {
+		return provider.User{}, fmt.Errorf("stackauth: fetch user %s: %w", id, err)
+	}
+	if status < 200 || status > 299 {
+		kerr := knownErrorCode(header, body)
+		if status == http.StatusNotFound && kerr == "USER_NOT_FOUND" {
+			return provider.User{}, fmt.Errorf("stackauth: fetch user %s: %w", id, provider.ErrUserNotFound)
+		}
+		return provider.User{}, fmt.Errorf("stackauth: fetch user %s: %w", id, c.classify(status, header, body))
+	}
+	u, err := decodeUser(body)
+	if err != nil {
+		return provider.User{}, fmt.Errorf("stackauth: fetch user %s: %w", id, err)
+	}
+	if !strings.EqualFold(u.ID, id) {
+		return provider.User{}, fmt.Errorf("stackauth: fetch user %s: the API returned user %q instead", id, provider.Snippet([]byte(u.ID), 64))
+	}
+	return u, nil
+}
+
+// ListUsers returns one page of users in ascending sign-up order
+// (GET /api/v1/users?limit=N&order_by=signed_up_at[&cursor=...]). The cursor
+// is inclusive: it names the first user of the page. When cursor names a user
+// that no longer exists (Stack then answers an empty page, or a 4xx about the
+// cursor) it returns an error wrapping [provider.ErrCursorNotFound].
+func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, error) {
+	q := url.Values{}
+	q.Set("limit", strconv.Itoa(c.pageSize))
+	q.Set("order_by", "signed_up_at")
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	what := "stackauth: list users"
+	if cursor != "" {
+		what = fmt.Sprintf("stackauth: list users from cursor %s", provider.Snippet([]byte(cursor), 64))
+	}
+	status, header, body, err := c.get(ctx, "/users", q, maxListBody)
+	if err != nil {
+		return provider.Page{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if status < 200 || status > 299 {
+		if cursor != "" && cursorRejected(status, header, body) {
+			return provider.Page{}, fmt.Errorf("%s: %w (HTTP %d: %s)", what, provider.ErrCursorNotFound, status, c.snippet(body))
+		}
+		return provider.Page{}, fmt.Errorf("%s: %w", what, c.classify(status, header, body))
+	}
+	var resp struct {
+		Items      []json.RawMessage `json:"items"`
+		Pagination *struct {
+			NextCursor *string `json:"next_cursor"`
+		} `json:"pagination"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return provider.Page{}, fmt.Errorf("%s: decode response: %w", what, err)
+	}
+	if resp.Items == nil {
+		return provider.Page{}, fmt.Errorf("%s: response has no items list", what)
+	}
+	if len(resp.Items) == 0 && cursor != "" {
+		// An inclusive cursor always lists its own user: an empty page means
+		// the user the cursor names is gone (Prisma answers [] in that case).
+		return provider.Page{}, fmt.Errorf("%s: %w (empty page: the user it names was probably deleted)", what, provider.ErrCursorNotFound)
+	}
+	page := provider.Page{Users: make([]provider.User, 0, len(resp.Items))}
+	for i, raw := range resp.Items {
+		u, err := decodeUser(raw)
+		if err != nil {
+			return provider.Page{}, fmt.Errorf("%s: item %d: %w", what, i, err)
+		}
+		page.Users = append(page.Users, u)
+	}
+	if resp.Pagination != nil && resp.Pagination.NextCursor != nil {
+		page.Next = *resp.Pagination.NextCursor
+	}
+	if page.Next != "" && page.Next == cursor {
+		return provider.Page{}, fmt.Errorf("%s: the API returned the same cursor as next_cursor (refusing to loop)", what)
+	}
+	return page, nil
+}
+
+// cursorRejected reports whether a non-2xx list answer is about the cursor
+// (rather than credentials, rate limits or an outage).
+func cursorRejected(status int, header http.Header, body []byte) bool {
+	switch {
+	case status == http.StatusUnauthorized, status == http.StatusForbidden,
+		status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
+		return false
+	case status < 400 || status > 499:
+		return false
+	}
+	if knownErrorCode(header, body) == "USER_NOT_FOUND" {
+		return true
+	}
+	return bytes.Contains(bytes.ToLower(body), []byte("cursor"))
+}
+
+// get sends one authenticated GET and returns the status, headers and body
+// (at most limit bytes for 2xx answers; a short excerpt otherwise).
+func (c *Client) get(ctx context.Context, path string, q url.Values, limit int64) (int, http.Header, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("x-stack-access-type", "server")
+	req.Header.Set("x-stack-project-id", c.projectID)
+	req.Header.Set("x-stack-secret-server-key", c.secretKey)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "usersync-stackauth")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, nil, c.redactErr(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		limit = maxErrorBody
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("read response (HTTP %d): %w", resp.StatusCode, c.redactErr(err))
+	}
+	if int64(len(body)) > limit {
+		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+			return 0, nil, nil, fmt.Errorf("response body exceeds %d bytes", limit)
+		}
+		body = body[:limit]
+	}
+	return resp.StatusCode, resp.Header, body, nil
+}
+
+// classify turns a non-2xx answer that is not user- or cursor-specific into a
+// classified error.
+func (c *Client) classify(status int, header http.Header, body []byte) error {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		code := knownErrorCode(header, body)
+		if code == "" {
+			return fmt.Errorf("%w (HTTP %d)", provider.ErrBadCredentials, status)
+		}
+		return fmt.Errorf("%w (HTTP %d %s)", provider.ErrBadCredentials, status, provider.Snippet([]byte(c.redact(code)), 64))
+	case status == http.StatusTooManyRequests:
+		return &provider.RateLimitedError{RetryAfter: parseRetryAfter(header.Get("Retry-After"), time.Now())}
+	default:
+		return &provider.StatusError{StatusCode: status, Body: c.snippet(body)}
+	}
+}
+
+func (c *Client) snippet(body []byte) string {
+	return provider.Snippet([]byte(c.redact(string(body))), snippetLen)
+}
+
+// redact removes the secret key from s, in case something echoes it.
+func (c *Client) redact(s string) string {
+	if c.secretKey == "" || !strings.Contains(s, c.secretKey) {
+		return s
+	}
+	return strings.ReplaceAll(s, c.secretKey, "[REDACTED]")
+}
+
+// redactErr keeps err's chain (timeouts, resets stay detectable) while making
+// sure its message cannot contain the secret key.
+func (c *Client) redactErr(err error) error {
+	if !strings.Contains(err.Error(), c.secretKey) {
+		return err
+	}
+	return &redactedError{msg: c.redact(err.Error()), err: err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// knownErrorCode returns Stack's KnownError code of an error answer, from the
+// X-Stack-Known-Error header or the body's "code".
+func knownErrorCode(header http.Header, body []byte) string {
+	if h := header.Get("X-Stack-Known-Error"); h != "" {
+		return h
+	}
+	var e struct {
+		Code string `json:"code"`
+	}
+	if json.Unmarshal(body, &e) == nil {
+		return e.Code
+	}
+	return ""
+}
+
+// parseRetryAfter parses a Retry-After value (delay seconds or HTTP-date);
+// anything missing, invalid or in the past gives 0.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(math.MaxInt64/int64(time.Second)) {
+			secs = int64(math.MaxInt64 / int64(time.Second))
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// Earliest and latest sign-up times accepted (years 1 and 9999, in ms).
+const (
+	minMillis = -62135596800000
+	maxMillis = 253402300799999
+)
+
+// decodeUser decodes the fields usersync needs from one user object and
+// keeps the object itself, byte for byte, as Raw.
+func decodeUser(raw []byte) (provider.User, error) {
+	var w struct {
+		ID               *string  `json:"id"`
+		DisplayName      *string  `json:"display_name"`
+		PrimaryEmail     *string  `json:"primary_email"`
+		SignedUpAtMillis *float64 `json:"signed_up_at_millis"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return provider.User{}, fmt.Errorf("decode user: %w", err)
+	}
+	if w.ID == nil {
+		return provider.User{}, errors.New("decode user: the object has no string id")
+	}
+	if err := provider.ValidateUserID(*w.ID); err != nil {
+		return provider.User{}, fmt.Errorf("decode user: invalid id: %v", err)
+	}
+	u := provider.User{ID: *w.ID, Email: w.PrimaryEmail, Raw: json.RawMessage(raw)}
+	if w.DisplayName != nil && *w.DisplayName != "" {
+		u.Name = w.DisplayName
+	}
+	if w.SignedUpAtMillis != nil {
+		ms := math.Round(*w.SignedUpAtMillis)
+		if ms < minMillis || ms > maxMillis {
+			return provider.User{}, fmt.Errorf("decode user %s: signed_up_at_millis %v is out of range", u.ID, *w.SignedUpAtMillis)
+		}
+		t := time.UnixMilli(int64(ms)).UTC()
+		u.CreatedAt = &t
+	}
+	return u, nil
+}
+
+// ParseWebhook verifies a Svix-signed delivery (5-minute tolerance) and
+// parses Stack Auth's {"type", "data"} body. user.created and user.updated
+// give [provider.EventUserChanged], user.deleted [provider.EventUserDeleted];
+// every other type is [provider.EventIgnored]. Errors wrap
+// [provider.ErrBadSignature] or [provider.ErrBadPayload].
+func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, error) {
+	if header == nil {
+		header = http.Header{}
+	}
+	if err := c.wh.Verify(body, header); err != nil {
+		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: %v", provider.ErrBadSignature, err)
+	}
+	return parsePayload(body)
+}
+
+// parsePayload parses a verified webhook body.
+func parsePayload(body []byte) (provider.Event, error) {
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(body, &env); err != nil || env == nil {
+		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: body is not a JSON object", provider.ErrBadPayload)
+	}
+	rawType, ok := env["type"]
+	if !ok {
+		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: missing \"type\"", provider.ErrBadPayload)
+	}
+	var typ string
+	if !isJSONString(rawType) || json.Unmarshal(rawType, &typ) != nil {
+		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: \"type\" is not a string", provider.ErrBadPayload)
+	}
+	if typ == "" {
+		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: \"type\" is empty", provider.ErrBadPayload)
+	}
+	ev := provider.Event{Type: typ}
+	switch typ {
+	case "user.created", "user.updated":
+		ev.Kind = provider.EventUserChanged
+	case "user.deleted":
+		ev.Kind = provider.EventUserDeleted
+	default:
+		ev.Kind = provider.EventIgnored
+		return ev, nil
+	}
+	id, err := userIDFromData(env["data"])
+	if err != nil {
+		return provider.Event{}, fmt.Errorf("stackauth: webhook %s: %w", typ, err)
+	}
+	// Stack Auth's ids are UUIDs it compares without regard to case and
+	// always returns in lower case: normalise, so one user is one job key.
+	ev.UserID = strings.ToLower(id)
+	return ev, nil
+}
+
+// userIDFromData extracts and validates data.id of a user event.
+func userIDFromData(data json.RawMessage) (string, error) {
+	if data == nil {
+		return "", fmt.Errorf("%w: missing \"data\"", provider.ErrBadPayload)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+		return "", fmt.Errorf("%w: \"data\" is not a JSON object", provider.ErrBadPayload)
+	}
+	rawID, ok := obj["id"]
+	if !ok {
+		return "", fmt.Errorf("%w: missing user id (data.id)", provider.ErrBadPayload)
+	}
+	var id string
+	if !isJSONString(rawID) || json.Unmarshal(rawID, &id) != nil {
+		return "", fmt.Errorf("%w: user id (data.id) is not a JSON string", provider.ErrBadPayload)
+	}
+	if err := provider.ValidateUserID(id); err != nil {
+		return "", err
+	}
+	if !IsUUID(id) {
+		return "", fmt.Errorf("%w: user id (data.id) is not a UUID", provider.ErrBadPayload)
+	}
+	return id, nil
+}
+
+func isJSONString(raw json.RawMessage) bool {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	return len(raw) > 0 && raw[0] == '"'
+}
+
+// IsUUID reports whether s has the form of a UUID: 8-4-4-4-12 hexadecimal
+// digits, in either case (the form of every Stack Auth user id).
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,16 @@
+package stackfake_test
+
+import (
+	"testing"
+
+	"github.com/usersync/usersync/provider/providertest"
+	"github.com/usersync/usersync/provider/stackauth/stackfake"
+)
+
+// TestContract runs the provider contract suite against the Stack Auth
+// client and this fake.
+func TestContract(t *testing.T) {
+	providertest.Run(t, func(t *testing.T) providertest.Fake {
+		return stackfake.New(stackfake.Options{Seed: int64(len(t.Name()))})
+	})
+}
