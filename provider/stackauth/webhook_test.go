@@ -58,7 +58,7 @@ func TestParseWebhookEvents(t *testing.T) {
 	check("verbatim deleted", []byte(verbatimDeleted), f.SignWebhook([]byte(verbatimDeleted), now), provider.EventUserDeleted, "user.deleted", testUUID)
 	upper := strings.ToUpper(testUUID)
 	b := []byte(`{"type":"user.updated","data":{"id":"` + upper + `"}}`)
-	check("upper-case uuid", b, f.SignWebhook(b, now), provider.EventUserChanged, "user.updated", upper)
+	check("upper-case uuid", b, f.SignWebhook(b, now), provider.EventUserChanged, "user.updated", strings.ToLower(upper))
 
 	for _, typ := range []string{"team.created", "team.updated", "team.deleted", "team_membership.created",
 		"team_membership.deleted", "team_permission.created", "team_permission.deleted", "project.updated", "user.exploded"} {
