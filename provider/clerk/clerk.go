@@ -1,0 +1,321 @@
+// Package clerk is usersync's client for Clerk's Backend API and webhooks.
+//
+// It uses the official SDK (github.com/clerk/clerk-sdk-go/v2) with a
+// per-client backend (never the SDK's package-level key), and verifies
+// webhooks with Svix (github.com/svix/svix-webhooks).
+package clerk
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	clerksdk "github.com/clerk/clerk-sdk-go/v2"
+	"github.com/clerk/clerk-sdk-go/v2/user"
+	svix "github.com/svix/svix-webhooks/go"
+
+	"github.com/usersync/usersync/provider"
+)
+
+// DefaultAPIURL is Clerk's Backend API base URL.
+const DefaultAPIURL = "https://api.clerk.com/v1"
+
+// MaxPageSize is the largest page Clerk's list endpoint accepts, and the
+// default page size.
+const MaxPageSize = 500
+
+// DefaultTimeout is the HTTP timeout used when Config.HTTPClient is nil or
+// has no timeout (or one of 20 s or more).
+const DefaultTimeout = 15 * time.Second
+
+// Config configures a [Client].
+type Config struct {
+	// SecretKey is the instance's secret key (sk_...), CLERK_SECRET_KEY.
+	SecretKey string
+	// WebhookSecret is the Svix signing secret (whsec_...),
+	// CLERK_WEBHOOK_SECRET. When empty, ParseWebhook rejects every delivery.
+	WebhookSecret string
+	// APIURL is the Backend API base URL including the /v1 path,
+	// CLERK_API_URL; default DefaultAPIURL.
+	APIURL string
+	// HTTPClient is the HTTP client to use; its transport is wrapped, the
+	// value itself is not modified. Default: a client with DefaultTimeout.
+	HTTPClient *http.Client
+	// PageSize is the number of users per list page, 1..500; default 500.
+	PageSize int
+}
+
+// Client is a [provider.Provider] for Clerk. It is safe for concurrent use.
+type Client struct {
+	users    *user.Client
+	backend  clerksdk.Backend
+	webhook  *svix.Webhook
+	pageSize int
+}
+
+var _ provider.Provider = (*Client)(nil)
+
+// New returns a Clerk client. It checks the configuration but makes no
+// request.
+func New(cfg Config) (*Client, error) {
+	if cfg.SecretKey == "" {
+		return nil, errors.New("clerk: secret key is empty")
+	}
+	if strings.ContainsAny(cfg.SecretKey, " \t\r\n") {
+		return nil, errors.New("clerk: secret key contains whitespace")
+	}
+	apiURL := cfg.APIURL
+	if apiURL == "" {
+		apiURL = DefaultAPIURL
+	}
+	apiURL = strings.TrimRight(apiURL, "/")
+	u, err := url.Parse(apiURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("clerk: API URL %q is not an http(s) URL", cfg.APIURL)
+	}
+	if !strings.HasSuffix(u.Path, "/v1") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("clerk: API URL %q must end with /v1 (e.g. %s)", cfg.APIURL, DefaultAPIURL)
+	}
+	pageSize := cfg.PageSize
+	switch {
+	case pageSize == 0:
+		pageSize = MaxPageSize
+	case pageSize < 1 || pageSize > MaxPageSize:
+		return nil, fmt.Errorf("clerk: page size %d is outside 1..%d", cfg.PageSize, MaxPageSize)
+	}
+	var wh *svix.Webhook
+	if cfg.WebhookSecret != "" {
+		wh, err = svix.NewWebhook(cfg.WebhookSecret)
+		if err != nil {
+			// The svix error quotes no part of the secret, but say less anyway.
+			return nil, errors.New("clerk: webhook secret is not a valid Svix secret (whsec_ followed by base64)")
+		}
+	}
+	users := user.NewClient(&clerksdk.ClientConfig{BackendConfig: clerksdk.BackendConfig{
+		URL:        clerksdk.String(apiURL),
+		Key:        clerksdk.String(cfg.SecretKey),
+		HTTPClient: wrapHTTPClient(cfg.HTTPClient),
+	}})
+	return &Client{users: users, backend: users.Backend, webhook: wh, pageSize: pageSize}, nil
+}
+
+// Name returns "clerk".
+func (c *Client) Name() string { return "clerk" }
+
+// FetchUser returns the user's current profile (GET /users/{id}). Raw is the
+// response body exactly as received (the SDK keeps it in
+// clerk.User.Response.RawJSON).
+func (c *Client) FetchUser(ctx context.Context, id string) (provider.User, error) {
+	if err := ValidateUserID(id); err != nil {
+		// No Clerk user can have this id; it would not even make a safe path.
+		return provider.User{}, fmt.Errorf("clerk: fetch user %q: %w (%v)", id, provider.ErrUserNotFound, err)
+	}
+	ctx, rec := withRecorder(ctx)
+	u, err := c.users.Get(ctx, id)
+	if err != nil {
+		return provider.User{}, fmt.Errorf("clerk: fetch user %s: %w", id, classify(err, rec, true))
+	}
+	if u.Response == nil || len(u.Response.RawJSON) == 0 {
+		return provider.User{}, fmt.Errorf("clerk: fetch user %s: empty response", id)
+	}
+	out, err := mapUser(u, u.Response.RawJSON)
+	if err != nil {
+		return provider.User{}, fmt.Errorf("clerk: fetch user %s: %w", id, err)
+	}
+	if out.ID != id {
+		return provider.User{}, fmt.Errorf("clerk: fetch user %s: response is for user %q", id, out.ID)
+	}
+	return out, nil
+}
+
+// ValidateUserID reports whether id is a plausible Clerk user id: it passes
+// [provider.ValidateUserID] and is "user_" followed by ASCII letters and
+// digits. The error wraps [provider.ErrBadPayload].
+func ValidateUserID(id string) error {
+	if err := provider.ValidateUserID(id); err != nil {
+		return err
+	}
+	rest, ok := strings.CutPrefix(id, "user_")
+	if !ok || rest == "" {
+		return fmt.Errorf("%w: %q is not a Clerk user id (user_...)", provider.ErrBadPayload, id)
+	}
+	for i := 0; i < len(rest); i++ {
+		ch := rest[i]
+		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9') {
+			return fmt.Errorf("%w: %q is not a Clerk user id (user_ followed by letters and digits)", provider.ErrBadPayload, id)
+		}
+	}
+	return nil
+}
+
+// mapUser derives the users_sync columns (SPEC §1.2) from a decoded user.
+func mapUser(u *clerksdk.User, raw json.RawMessage) (provider.User, error) {
+	if u.ID == "" {
+		return provider.User{}, errors.New("user object has no id")
+	}
+	out := provider.User{ID: u.ID, Raw: raw}
+	name := strings.TrimSpace(deref(u.FirstName) + " " + deref(u.LastName))
+	if name == "" {
+		name = deref(u.Username)
+	}
+	if name != "" {
+		out.Name = &name
+	}
+	if primary := deref(u.PrimaryEmailAddressID); primary != "" {
+		for _, e := range u.EmailAddresses {
+			if e != nil && e.ID == primary {
+				if e.EmailAddress != "" {
+					email := e.EmailAddress
+					out.Email = &email
+				}
+				break
+			}
+		}
+	}
+	if u.CreatedAt != 0 {
+		t := time.UnixMilli(u.CreatedAt).UTC()
+		out.CreatedAt = &t
+	}
+	if u.UpdatedAt != 0 {
+		t := time.UnixMilli(u.UpdatedAt).UTC()
+		out.UpdatedAt = &t
+	}
+	return out, nil
+}
+
+// userFromRaw decodes one user object as it appears in a list page.
+func userFromRaw(raw json.RawMessage) (provider.User, error) {
+	var u clerksdk.User
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return provider.User{}, fmt.Errorf("decode user: %w", err)
+	}
+	return mapUser(&u, raw)
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// classify turns an SDK or transport error into usersync's classified errors.
+// rec holds the status and Retry-After of the last response, recorded by the
+// transport, since the SDK drops both when the body has no "errors" key.
+// notFoundOK says whether a 404 means "this user does not exist".
+func classify(err error, rec *recorder, notFoundOK bool) error {
+	if err == nil {
+		return nil
+	}
+	status := 0
+	var apiErr *clerksdk.APIErrorResponse
+	isAPIErr := errors.As(err, &apiErr)
+	if isAPIErr {
+		status = apiErr.HTTPStatusCode
+	}
+	recStatus, recRetryAfter := 0, ""
+	if rec != nil {
+		recStatus, recRetryAfter = rec.snapshot()
+	}
+	if !isAPIErr && recStatus >= 400 {
+		status = recStatus
+	}
+	if status == 0 {
+		// A transport error (connection reset, timeout, context ended) or a
+		// 2xx body the SDK could not decode: return it as is (transient).
+		return err
+	}
+	switch {
+	case status == http.StatusNotFound && notFoundOK && isAPIErr:
+		return fmt.Errorf("%w: %s", provider.ErrUserNotFound, describe(apiErr))
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return fmt.Errorf("%w: HTTP %d: %s", provider.ErrBadCredentials, status, describeErr(err, apiErr))
+	case status == http.StatusTooManyRequests:
+		return &provider.RateLimitedError{RetryAfter: parseRetryAfter(recRetryAfter, time.Now())}
+	default:
+		return &provider.StatusError{StatusCode: status, Body: describeErr(err, apiErr)}
+	}
+}
+
+func describeErr(err error, apiErr *clerksdk.APIErrorResponse) string {
+	if apiErr != nil {
+		return describe(apiErr)
+	}
+	return provider.Snippet([]byte(err.Error()), 200)
+}
+
+// describe summarises a Clerk error body (codes and messages, trace id).
+func describe(e *clerksdk.APIErrorResponse) string {
+	var parts []string
+	for _, x := range e.Errors {
+		s := x.Code
+		if x.LongMessage != "" {
+			s += ": " + x.LongMessage
+		} else if x.Message != "" {
+			s += ": " + x.Message
+		}
+		parts = append(parts, s)
+	}
+	s := strings.Join(parts, "; ")
+	if e.TraceID != "" {
+		s += " (trace " + e.TraceID + ")"
+	}
+	return provider.Snippet([]byte(s), 300)
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0
+		}
+		if n > 24*3600 {
+			n = 24 * 3600
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d.Round(time.Second)
+		}
+	}
+	return 0
+}
+
+// encodeCursor and decodeCursor make the opaque list cursor.
+func encodeCursor(c cursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return c, fmt.Errorf("%w: malformed cursor", provider.ErrCursorNotFound)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("%w: malformed cursor", provider.ErrCursorNotFound)
+	}
+	if c.UserID != "" {
+		if ValidateUserID(c.UserID) != nil {
+			return c, fmt.Errorf("%w: malformed cursor", provider.ErrCursorNotFound)
+		}
+		return c, nil
+	}
+	if c.T <= 0 || c.K < 0 || c.K < len(c.Seen) {
+		return c, fmt.Errorf("%w: malformed cursor", provider.ErrCursorNotFound)
+	}
+	return c, nil
+}

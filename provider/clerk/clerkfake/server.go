@@ -1,0 +1,206 @@
+package clerkfake
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// clerkError is one entry of a ClerkErrors body.
+type clerkError struct {
+	Message     string `json:"message"`
+	LongMessage string `json:"long_message"`
+	Code        string `json:"code"`
+}
+
+func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	trace := traceID()
+	w.Header().Set("Clerk-Trace-Id", trace)
+	writeErr := func(w http.ResponseWriter, status int, e clerkError) {
+		writeJSON(w, status, map[string]any{"errors": []clerkError{e}, "clerk_trace_id": trace})
+	}
+	if f.Intercept(w, r, func(w http.ResponseWriter, status int) {
+		writeErr(w, status, faultError(status))
+	}) {
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+f.key {
+		writeErr(w, http.StatusUnauthorized, clerkError{
+			Message:     "Invalid authentication",
+			LongMessage: "Unable to authenticate the request, you need to supply an active API key",
+			Code:        "authentication_invalid",
+		})
+		return
+	}
+	path, ok := strings.CutPrefix(r.URL.Path, "/v1/users")
+	if !ok || (path != "" && path[0] != '/') {
+		writeErr(w, http.StatusNotFound, notFound())
+		return
+	}
+	if r.Method != http.MethodGet {
+		writeErr(w, http.StatusMethodNotAllowed, clerkError{
+			Message: "method not allowed", LongMessage: "The fake serves only GET", Code: "method_not_allowed"})
+		return
+	}
+	switch path {
+	case "", "/":
+		f.serveList(w, r, writeErr, false)
+	case "/count":
+		f.serveList(w, r, writeErr, true)
+	default:
+		id := path[1:]
+		f.mu.Lock()
+		u, ok := f.byID[id]
+		var body json.RawMessage
+		if ok {
+			body = mustJSON(&u.obj)
+		}
+		f.mu.Unlock()
+		if !ok {
+			writeErr(w, http.StatusNotFound, notFound())
+			return
+		}
+		writeRaw(w, http.StatusOK, body)
+	}
+}
+
+func notFound() clerkError {
+	return clerkError{Message: "not found", LongMessage: "Resource not found", Code: "resource_not_found"}
+}
+
+func faultError(status int) clerkError {
+	switch status {
+	case http.StatusTooManyRequests:
+		return clerkError{Message: "Too many requests", LongMessage: "Too many requests, please try again later.", Code: "too_many_requests"}
+	case http.StatusUnauthorized:
+		return clerkError{Message: "Invalid authentication", LongMessage: "Unable to authenticate the request", Code: "authentication_invalid"}
+	case http.StatusNotFound:
+		return notFound()
+	}
+	if status >= 500 {
+		return clerkError{Message: "Oops, an unexpected error occurred", LongMessage: "There was an internal error on our servers. We've been notified and are working on fixing it.", Code: "internal_clerk_error"}
+	}
+	return clerkError{Message: http.StatusText(status), LongMessage: http.StatusText(status), Code: "request_failed"}
+}
+
+// serveList answers GET /v1/users (bare array) and GET /v1/users/count.
+func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(http.ResponseWriter, int, clerkError), count bool) {
+	q := r.URL.Query()
+	intParam := func(name string, def, lo, hi int64) (int64, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return def, true
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, clerkError{
+				Message: "is invalid", LongMessage: name + " is invalid", Code: "form_param_format_invalid"})
+			return 0, false
+		}
+		if n < lo || n > hi {
+			writeErr(w, http.StatusUnprocessableEntity, clerkError{
+				Message:     "is invalid",
+				LongMessage: name + " must be between " + strconv.FormatInt(lo, 10) + " and " + strconv.FormatInt(hi, 10),
+				Code:        "form_param_value_invalid"})
+			return 0, false
+		}
+		return n, true
+	}
+	limit, ok := intParam("limit", 10, 1, 500)
+	if !ok {
+		return
+	}
+	offset, ok := intParam("offset", 0, 0, 1<<53)
+	if !ok {
+		return
+	}
+	const noBound = int64(-1) << 62
+	after, ok := intParam("created_at_after", noBound, 0, 1<<53)
+	if !ok {
+		return
+	}
+	before, ok := intParam("created_at_before", noBound, 0, 1<<53)
+	if !ok {
+		return
+	}
+	orderBy := q.Get("order_by") // only the first order_by is kept
+	if orderBy == "" {
+		orderBy = "-created_at"
+	}
+	desc := strings.HasPrefix(orderBy, "-")
+	field := strings.TrimLeft(orderBy, "+-")
+	if field != "created_at" && field != "updated_at" {
+		writeErr(w, http.StatusUnprocessableEntity, clerkError{
+			Message: "is invalid", LongMessage: "order_by " + orderBy + " is not supported by clerkfake", Code: "form_param_value_invalid"})
+		return
+	}
+
+	f.mu.Lock()
+	// The +created_at order is kept sorted; created_at filters are binary
+	// searches, so a page costs O(log n + limit).
+	lo, hi := 0, len(f.sorted)
+	if after != noBound {
+		lo = sort.Search(len(f.sorted), func(i int) bool { return f.sorted[i].obj.CreatedAt > after })
+	}
+	if before != noBound {
+		hi = sort.Search(len(f.sorted), func(i int) bool { return f.sorted[i].obj.CreatedAt >= before })
+	}
+	if hi < lo {
+		hi = lo
+	}
+	if count {
+		n := hi - lo
+		f.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"object": "total_count", "total_count": n})
+		return
+	}
+	var page []*fakeUser
+	if field == "created_at" {
+		n := int64(hi - lo)
+		start := min(offset, n)
+		end := min(start+limit, n)
+		for i := start; i < end; i++ {
+			j := int64(lo) + i
+			if desc {
+				j = int64(hi) - 1 - i
+			}
+			page = append(page, f.sorted[j])
+		}
+	} else {
+		sel := append([]*fakeUser(nil), f.sorted[lo:hi]...)
+		sort.SliceStable(sel, func(i, j int) bool {
+			a, b := sel[i].obj.UpdatedAt, sel[j].obj.UpdatedAt
+			if desc {
+				return a > b
+			}
+			return a < b
+		})
+		n := int64(len(sel))
+		start := min(offset, n)
+		page = sel[start:min(start+limit, n)]
+	}
+	items := make([]json.RawMessage, len(page))
+	for i, u := range page {
+		items[i] = mustJSON(&u.obj)
+	}
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, items)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeRaw(w, status, b)
+}
+
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

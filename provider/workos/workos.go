@@ -1,0 +1,363 @@
+// Package workos is usersync's client for WorkOS User Management: a small
+// REST client (no SDK) and the WorkOS-Signature webhook verifier.
+package workos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usersync/usersync/provider"
+)
+
+// DefaultAPIURL is WorkOS's API base URL.
+const DefaultAPIURL = "https://api.workos.com"
+
+// MaxPageSize is the largest page WorkOS's list endpoints accept, and the
+// default page size.
+const MaxPageSize = 100
+
+// DefaultTimeout is the HTTP timeout used when Config.HTTPClient is nil or
+// has no timeout (or one of 20 s or more).
+const DefaultTimeout = 15 * time.Second
+
+// maxBody bounds a response body read into memory.
+const maxBody = 32 << 20
+
+// Config configures a [Client].
+type Config struct {
+	// APIKey is the secret API key (sk_...), WORKOS_API_KEY.
+	APIKey string
+	// WebhookSecret is the webhook endpoint's secret, WORKOS_WEBHOOK_SECRET.
+	// When empty, ParseWebhook rejects every delivery.
+	WebhookSecret string
+	// APIURL is the API base URL, WORKOS_API_URL; default DefaultAPIURL.
+	APIURL string
+	// HTTPClient is the HTTP client to use (it is copied, and its timeout
+	// kept below 20 s). Default: a client with DefaultTimeout.
+	HTTPClient *http.Client
+	// PageSize is the number of users per list page, 1..100; default 100.
+	PageSize int
+}
+
+// Client is a [provider.Provider] for WorkOS. It is safe for concurrent use.
+type Client struct {
+	apiKey        string
+	webhookSecret []byte
+	base          string
+	hc            *http.Client
+	pageSize      int
+}
+
+var _ provider.Provider = (*Client)(nil)
+
+// New returns a WorkOS client. It checks the configuration but makes no
+// request.
+func New(cfg Config) (*Client, error) {
+	if cfg.APIKey == "" {
+		return nil, errors.New("workos: API key is empty")
+	}
+	if strings.ContainsAny(cfg.APIKey, " \t\r\n") {
+		return nil, errors.New("workos: API key contains whitespace")
+	}
+	base := cfg.APIURL
+	if base == "" {
+		base = DefaultAPIURL
+	}
+	base = strings.TrimRight(base, "/")
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("workos: API URL %q is not an http(s) base URL", cfg.APIURL)
+	}
+	pageSize := cfg.PageSize
+	switch {
+	case pageSize == 0:
+		pageSize = MaxPageSize
+	case pageSize < 1 || pageSize > MaxPageSize:
+		return nil, fmt.Errorf("workos: page size %d is outside 1..%d", cfg.PageSize, MaxPageSize)
+	}
+	var hc http.Client
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
+	}
+	if hc.Timeout <= 0 || hc.Timeout >= 20*time.Second {
+		hc.Timeout = DefaultTimeout
+	}
+	return &Client{
+		apiKey:        cfg.APIKey,
+		webhookSecret: []byte(cfg.WebhookSecret),
+		base:          base,
+		hc:            &hc,
+		pageSize:      pageSize,
+	}, nil
+}
+
+// Name returns "workos".
+func (c *Client) Name() string { return "workos" }
+
+// FetchUser returns the user's current profile
+// (GET /user_management/users/{id}); Raw is the response body as received.
+func (c *Client) FetchUser(ctx context.Context, id string) (provider.User, error) {
+	if err := ValidateUserID(id); err != nil {
+		// No WorkOS user can have this id.
+		return provider.User{}, fmt.Errorf("workos: fetch user %q: %w (%v)", id, provider.ErrUserNotFound, err)
+	}
+	body, err := c.get(ctx, "/user_management/users/"+url.PathEscape(id), nil, true)
+	if err != nil {
+		return provider.User{}, fmt.Errorf("workos: fetch user %s: %w", id, err)
+	}
+	u, err := mapUser(body)
+	if err != nil {
+		return provider.User{}, fmt.Errorf("workos: fetch user %s: %w", id, err)
+	}
+	if u.ID != id {
+		return provider.User{}, fmt.Errorf("workos: fetch user %s: response is for user %q", id, u.ID)
+	}
+	return u, nil
+}
+
+// listResponse is UserlandUserList.
+type listResponse struct {
+	Object       string            `json:"object"`
+	Data         []json.RawMessage `json:"data"`
+	ListMetadata struct {
+		Before *string `json:"before"`
+		After  *string `json:"after"`
+	} `json:"list_metadata"`
+}
+
+// ListUsers returns one page of users, oldest first
+// (GET /user_management/users?limit&order=asc&after). The cursor is the id
+// of the last user of the previous page (list_metadata.after), an exclusive
+// object-id cursor. What WorkOS does when that user has been deleted is
+// undocumented, so ListUsers returns ErrCursorNotFound when, with a cursor,
+// the API answers 400/404/422, or answers an empty page and the cursor's user
+// no longer exists (an empty page after a user who still exists is the end of
+// the list).
+func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, error) {
+	q := url.Values{}
+	q.Set("limit", strconv.Itoa(c.pageSize))
+	q.Set("order", "asc")
+	if cursor != "" {
+		if ValidateUserID(cursor) != nil {
+			return provider.Page{}, fmt.Errorf("workos: list users: %w: malformed cursor", provider.ErrCursorNotFound)
+		}
+		q.Set("after", cursor)
+	}
+	body, err := c.get(ctx, "/user_management/users", q, false)
+	if err != nil {
+		var se *provider.StatusError
+		if cursor != "" && errors.As(err, &se) &&
+			(se.StatusCode == http.StatusBadRequest || se.StatusCode == http.StatusNotFound || se.StatusCode == http.StatusUnprocessableEntity) {
+			return provider.Page{}, fmt.Errorf("workos: list users after %s: %w: %w", cursor, provider.ErrCursorNotFound, err)
+		}
+		return provider.Page{}, fmt.Errorf("workos: list users: %w", err)
+	}
+	var resp listResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return provider.Page{}, fmt.Errorf("workos: list users: decode: %w", err)
+	}
+	page := provider.Page{Users: make([]provider.User, 0, len(resp.Data))}
+	for i, raw := range resp.Data {
+		u, err := mapUser(raw)
+		if err != nil {
+			return provider.Page{}, fmt.Errorf("workos: list users: item %d: %w", i, err)
+		}
+		page.Users = append(page.Users, u)
+	}
+	if len(page.Users) == 0 {
+		if cursor != "" {
+			_, err := c.FetchUser(ctx, cursor)
+			if errors.Is(err, provider.ErrUserNotFound) {
+				return provider.Page{}, fmt.Errorf("workos: list users after %s: %w: empty page and the user is gone", cursor, provider.ErrCursorNotFound)
+			}
+			if err != nil {
+				return provider.Page{}, fmt.Errorf("workos: list users after %s: empty page, checking the cursor: %w", cursor, err)
+			}
+		}
+		return page, nil
+	}
+	if a := resp.ListMetadata.After; a != nil && *a != "" && *a != cursor {
+		page.Next = *a
+	}
+	return page, nil
+}
+
+// ResumeCursor returns lastUserID itself: an exclusive cursor after that user
+// (so it is not listed again). It returns "" for an id that cannot be a
+// WorkOS user id.
+func (c *Client) ResumeCursor(lastUserID string) string {
+	if ValidateUserID(lastUserID) != nil {
+		return ""
+	}
+	return lastUserID
+}
+
+// get performs an authenticated GET and returns the body of a 200 answer,
+// or a classified error. notFound says whether a 404 means the user is gone.
+func (c *Client) get(ctx context.Context, path string, q url.Values, notFound bool) ([]byte, error) {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "usersync")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read response (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if len(body) > maxBody {
+		return nil, fmt.Errorf("response body over %d bytes", maxBody)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return bytes.TrimSpace(body), nil
+	}
+	msg := errorMessage(body)
+	requestID := resp.Header.Get("X-Request-Id")
+	if requestID != "" {
+		msg += " (request " + provider.Snippet([]byte(requestID), 64) + ")"
+	}
+	switch status := resp.StatusCode; {
+	case status == http.StatusNotFound && notFound && isJSONObject(body):
+		return nil, fmt.Errorf("%w: %s", provider.ErrUserNotFound, msg)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return nil, fmt.Errorf("%w: HTTP %d: %s", provider.ErrBadCredentials, status, msg)
+	case status == http.StatusTooManyRequests:
+		return nil, &provider.RateLimitedError{RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	default:
+		return nil, &provider.StatusError{StatusCode: status, Body: msg}
+	}
+}
+
+// errorMessage extracts {"message", "code"} from an error body, or a snippet.
+func errorMessage(body []byte) string {
+	var e struct {
+		Message string `json:"message"`
+		Code    string `json:"code"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		if e.Code != "" {
+			return provider.Snippet([]byte(e.Code+": "+e.Message), 300)
+		}
+		return provider.Snippet([]byte(e.Message), 300)
+	}
+	return provider.Snippet(body, 200)
+}
+
+func isJSONObject(b []byte) bool {
+	var m map[string]json.RawMessage
+	return json.Unmarshal(b, &m) == nil
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0
+		}
+		return time.Duration(min(n, 24*3600)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d.Round(time.Second)
+		}
+	}
+	return 0
+}
+
+// userJSON holds the fields of UserlandUser that usersync derives columns from.
+type userJSON struct {
+	Object    string  `json:"object"`
+	ID        string  `json:"id"`
+	FirstName *string `json:"first_name"`
+	LastName  *string `json:"last_name"`
+	Email     *string `json:"email"`
+	CreatedAt *string `json:"created_at"`
+	UpdatedAt *string `json:"updated_at"`
+}
+
+// mapUser derives the users_sync columns (SPEC §1.2) from a raw user object,
+// which it keeps as is in Raw.
+func mapUser(raw json.RawMessage) (provider.User, error) {
+	var u userJSON
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return provider.User{}, fmt.Errorf("decode user: %w", err)
+	}
+	if u.ID == "" {
+		return provider.User{}, errors.New("user object has no id")
+	}
+	out := provider.User{ID: u.ID, Raw: raw}
+	first, last := "", ""
+	if u.FirstName != nil {
+		first = *u.FirstName
+	}
+	if u.LastName != nil {
+		last = *u.LastName
+	}
+	if name := strings.TrimSpace(first + " " + last); name != "" {
+		out.Name = &name
+	}
+	if u.Email != nil && *u.Email != "" {
+		email := *u.Email
+		out.Email = &email
+	}
+	out.CreatedAt = parseTime(u.CreatedAt)
+	out.UpdatedAt = parseTime(u.UpdatedAt)
+	return out, nil
+}
+
+// parseTime parses an ISO-8601 timestamp; nil when absent or malformed.
+func parseTime(s *string) *time.Time {
+	if s == nil || *s == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, *s)
+	if err != nil {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// ValidateUserID reports whether id is a WorkOS user id: it passes
+// [provider.ValidateUserID] and is "user_" followed by a 26-character ULID
+// (Crockford base32, upper case). The error wraps [provider.ErrBadPayload].
+func ValidateUserID(id string) error {
+	if err := provider.ValidateUserID(id); err != nil {
+		return err
+	}
+	ulid, ok := strings.CutPrefix(id, "user_")
+	if !ok || len(ulid) != 26 || ulid[0] > '7' {
+		return fmt.Errorf("%w: %q is not a WorkOS user id (user_ followed by a ULID)", provider.ErrBadPayload, id)
+	}
+	for i := 0; i < len(ulid); i++ {
+		if strings.IndexByte(crockford, ulid[i]) < 0 {
+			return fmt.Errorf("%w: %q is not a WorkOS user id (user_ followed by a ULID)", provider.ErrBadPayload, id)
+		}
+	}
+	return nil
+}

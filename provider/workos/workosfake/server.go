@@ -1,0 +1,188 @@
+package workosfake
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/usersync/usersync/provider/workos"
+)
+
+type apiError struct {
+	Message string `json:"message"`
+	Code    string `json:"code,omitempty"`
+}
+
+func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Request-Id", requestID())
+	if f.Intercept(w, r, func(w http.ResponseWriter, status int) {
+		writeJSON(w, status, faultError(status))
+	}) {
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+f.key {
+		writeJSON(w, http.StatusUnauthorized, apiError{Message: "Unauthorized"})
+		return
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/user_management/users")
+	if !ok || (rest != "" && rest[0] != '/') {
+		writeJSON(w, http.StatusNotFound, apiError{Message: "Not Found", Code: "not_found"})
+		return
+	}
+	if r.Method != http.MethodGet {
+		writeJSON(w, http.StatusMethodNotAllowed, apiError{Message: "Method Not Allowed (workosfake serves only GET)"})
+		return
+	}
+	if rest == "" || rest == "/" {
+		f.serveList(w, r)
+		return
+	}
+	id := rest[1:]
+	f.mu.Lock()
+	u, ok := f.byID[id]
+	f.mu.Unlock()
+	if !ok {
+		writeJSON(w, http.StatusNotFound, apiError{Message: "User not found: '" + id + "'.", Code: "entity_not_found"})
+		return
+	}
+	writeRaw(w, http.StatusOK, mustJSON(u))
+}
+
+func faultError(status int) apiError {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return apiError{Message: "Too many requests", Code: "rate_limit_exceeded"}
+	case status == http.StatusUnauthorized:
+		return apiError{Message: "Unauthorized"}
+	case status >= 500:
+		return apiError{Message: "Internal Server Error", Code: "server_error"}
+	}
+	return apiError{Message: http.StatusText(status)}
+}
+
+type listMetadata struct {
+	Before *string `json:"before"`
+	After  *string `json:"after"`
+}
+
+// serveList answers GET /user_management/users: {object, data,
+// list_metadata}; after/before are exclusive object-id cursors.
+func (f *Fake) serveList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	invalid := func(msg string) {
+		writeJSON(w, http.StatusUnprocessableEntity, apiError{Message: msg, Code: "invalid_request_parameters"})
+	}
+	limit := 10
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			invalid("limit must be an integer between 1 and 100")
+			return
+		}
+		limit = n
+	}
+	order := q.Get("order")
+	switch order {
+	case "", "desc", "normal":
+		order = "desc"
+	case "asc":
+	default:
+		invalid("order must be one of asc, desc, normal")
+		return
+	}
+	after, before := q.Get("after"), q.Get("before")
+	if after != "" && before != "" {
+		invalid("after and before cannot be combined")
+		return
+	}
+	cursor := after + before
+	if cursor != "" && workos.ValidateUserID(cursor) != nil {
+		invalid("invalid pagination cursor")
+		return
+	}
+
+	f.mu.Lock()
+	if cursor != "" && !f.lenient {
+		if _, ok := f.byID[cursor]; !ok {
+			f.mu.Unlock()
+			// [I] WorkOS's answer for a cursor naming a deleted object is
+			// undocumented; answer like a Stripe-style API would.
+			writeJSON(w, http.StatusBadRequest, apiError{
+				Message: "Invalid pagination cursor: no user with id '" + cursor + "'.", Code: "invalid_pagination_cursor"})
+			return
+		}
+	}
+	n := len(f.sorted)
+	// lo..hi is the window of the id-sorted slice; the page is that window in
+	// the requested order.
+	var lo, hi int
+	switch {
+	case order == "asc" && before == "":
+		lo = 0
+		if after != "" {
+			lo = f.upperLocked(after)
+		}
+		hi = min(lo+limit, n)
+	case order == "asc":
+		hi = f.indexLocked(before)
+		lo = max(hi-limit, 0)
+	case before == "": // desc, first page or after
+		hi = n
+		if after != "" {
+			hi = f.indexLocked(after)
+		}
+		lo = max(hi-limit, 0)
+	default: // desc, before
+		lo = f.upperLocked(before)
+		hi = min(lo+limit, n)
+	}
+	page := append([]*userJSON(nil), f.sorted[lo:hi]...)
+	moreHigh, moreLow := hi < n, lo > 0
+	f.mu.Unlock()
+
+	if order == "desc" {
+		for i, j := 0, len(page)-1; i < j; i, j = i+1, j-1 {
+			page[i], page[j] = page[j], page[i]
+		}
+	}
+	var md listMetadata
+	if len(page) > 0 {
+		first, last := page[0].ID, page[len(page)-1].ID
+		moreAfter, moreBefore := moreHigh, moreLow
+		if order == "desc" {
+			moreAfter, moreBefore = moreLow, moreHigh
+		}
+		if moreAfter {
+			md.After = &last
+		}
+		if moreBefore {
+			md.Before = &first
+		}
+	}
+	data := make([]json.RawMessage, len(page))
+	for i, u := range page {
+		data[i] = mustJSON(u)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "list_metadata": md})
+}
+
+// upperLocked returns the position of the first user with id > id.
+func (f *Fake) upperLocked(id string) int {
+	i := f.indexLocked(id)
+	if i < len(f.sorted) && f.sorted[i].ID == id {
+		i++
+	}
+	return i
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeRaw(w, status, mustJSON(v))
+}
+
+func writeRaw(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
