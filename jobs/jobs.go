@@ -114,7 +114,7 @@ func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, refs []UserRef) 
 	refs = slices.Compact(refs)
 	params := make([]river.InsertManyParams, len(refs))
 	for i, r := range refs {
-		params[i] = river.InsertManyParams{Args: SyncUserArgs{Provider: r.Provider, UserID: r.UserID}}
+		params[i] = river.InsertManyParams{Args: SyncUserArgs(r)}
 	}
 	res, err := ins.InsertManyTx(ctx, tx, params)
 	if err != nil {

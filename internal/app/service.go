@@ -205,6 +205,10 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 		RescueStuckJobsAfter: rescueStuckJobsAfter,
 		MaxAttempts:          jobs.MaxAttempts,
 		Logger:               riverLogger(e.Logger),
+		// Also the inserting side's NOTIFY rate limit per queue: at River's
+		// default (100 ms) a job inserted just after a notification waits up
+		// to that long to be fetched.
+		FetchCooldown: syncFetchCooldown,
 	}
 	if workers > 0 {
 		rc.SoftStopTimeout = softStopTimeout
