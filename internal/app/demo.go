@@ -149,6 +149,14 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 		}
 		return err
 	}
+	// The backfill's own notifications were one per user: summarise instead.
+	for drained := false; !drained; {
+		select {
+		case <-notes:
+		default:
+			drained = true
+		}
+	}
 	printCounts(ctx, out, pool, schema)
 	say("▶ now simulating sign-ups, profile edits and deletions, sent as signed webhooks (Ctrl-C to stop)")
 	say("  %-8s %-7s %-38s %s", "time", "change", "id", "name <email>")
