@@ -151,7 +151,9 @@ func (s *Store) prepare() {
 )
 SELECT up.id, CASE WHEN up.inserted THEN 'insert' ELSE 'update' END, %[8]s FROM up
 UNION ALL
-SELECT st.user_id, 'dirty', NULL FROM st WHERE st.dirty_at > $9`,
+SELECT st.user_id, 'dirty', NULL FROM st WHERE st.dirty_at > $9
+UNION ALL
+SELECT st.user_id, 'stale', NULL FROM st WHERE st.fetched_at <> $9`,
 		is, tbl, strings.Join(cols, ", "), strings.Join(vals, ", "), strings.Join(sets, ", "),
 		strings.Join(olds, ", "), strings.Join(news, ", "), notify)
 
@@ -164,7 +166,9 @@ SELECT st.user_id, 'dirty', NULL FROM st WHERE st.dirty_at > $9`,
 )`, is)
 	dirty := `
 UNION ALL
-SELECT st.user_id, 'dirty', NULL FROM st WHERE st.dirty_at > $3`
+SELECT st.user_id, 'dirty', NULL FROM st WHERE st.dirty_at > $3
+UNION ALL
+SELECT st.user_id, 'stale', NULL FROM st WHERE st.fetched_at <> $3`
 	if s.HardDelete {
 		s.deleteOneSQL = st + fmt.Sprintf(`, d AS (
   DELETE FROM %[1]s u USING st WHERE u.id = st.user_id AND st.fetched_at = $3 RETURNING u.id
@@ -226,6 +230,9 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // Result counts what a write changed.
 type Result struct {
 	Inserted, Updated, Deleted int
+	// Stale counts users whose stored data was fetched after this write's
+	// data: they were left alone.
+	Stale int
 	// Dirty lists users for whom an event arrived after token: they need
 	// another sync.
 	Dirty []string
@@ -249,6 +256,8 @@ func collect(rows pgx.Rows) (Result, error) {
 			r.Updated++
 		case "delete":
 			r.Deleted++
+		case "stale":
+			r.Stale++
 		case "dirty":
 			r.Dirty = append(r.Dirty, id)
 		}

@@ -116,8 +116,8 @@ func TestUpsertSkipsDataFetchedBeforeStoredData(t *testing.T) {
 	stale := write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
 		return s.Upsert(t.Context(), tx, []provider.User{user("u1", "Old", nil)}, t0, nil)
 	})
-	if stale.Changed() != 0 {
-		t.Fatalf("stale write changed rows: %+v", stale)
+	if stale.Changed() != 0 || stale.Stale != 1 {
+		t.Fatalf("stale write: %+v, want no change and 1 stale", stale)
 	}
 	if r := get(t, pool, "u1"); *r.name != "New" {
 		t.Fatalf("stale data overwrote newer: name %q", *r.name)

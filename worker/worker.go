@@ -164,12 +164,12 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	}
 	outcome := "unchanged"
 	switch {
+	case res.Stale > 0:
+		outcome = "stale"
 	case res.Deleted > 0:
 		outcome = "deleted"
 	case res.Changed() > 0:
 		outcome = "changed"
-	case gone:
-		outcome = "unchanged"
 	}
 	w.deps.Observer.Synced(a.Provider, outcome, time.Since(job.CreatedAt))
 	return nil
