@@ -95,6 +95,16 @@ func enqueueBackfill(ctx context.Context, pool *pgxpool.Pool, internalSchema, pr
 	if err != nil {
 		return 0, false, fmt.Errorf("enqueue backfill of %s: %w", prov, err)
 	}
+	if res.UniqueSkippedAsDuplicate {
+		// The job already waiting may be a scheduled one that has not started
+		// a run, and would skip it if a complete run started recently: the
+		// operator asked for a backfill, so make it run regardless.
+		if _, err := pool.Exec(ctx, `UPDATE `+pgx.Identifier{internalSchema}.Sanitize()+`.river_job
+			SET args = jsonb_set(args, '{force}', 'true') WHERE id = $1 AND coalesce(args->>'run_id', '') = ''
+			AND state IN ('available', 'scheduled', 'retryable', 'pending')`, res.Job.ID); err != nil {
+			return 0, false, fmt.Errorf("enqueue backfill of %s: %w", prov, err)
+		}
+	}
 	return res.Job.ID, res.UniqueSkippedAsDuplicate, nil
 }
 
@@ -159,10 +169,27 @@ func follow(ctx context.Context, w io.Writer, pool *pgxpool.Pool, internalSchema
 			} else if err != nil {
 				return false, fmt.Errorf("read backfill job: %w", err)
 			}
-			line = fmt.Sprintf("%s: waiting for the first page (job %s)", prov, state)
+			var started bool
 			if state == "completed" {
-				line = fmt.Sprintf("%s: starting", prov)
+				// The job may have completed (and started its run) since the
+				// run was looked up above.
+				if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+is+`.backfill_run WHERE started_by_job = $1)`, jobID).Scan(&started); err != nil {
+					return false, fmt.Errorf("read backfill progress: %w", err)
+				}
 			}
+			if state == "completed" && !started {
+				// A job completes in the transaction that starts its run: this
+				// one started none (a scheduled job that found a recent complete
+				// run, and was already running when joined). Enqueue a backfill
+				// that runs regardless, and follow that.
+				id, already, err := enqueueBackfill(ctx, pool, internalSchema, prov)
+				if err != nil {
+					return false, err
+				}
+				fmt.Fprintf(w, "%s: job %d skipped its run; following job %d (already waiting: %v)\n", prov, jobID, id, already)
+				jobID, state, lastErr = id, "enqueued", nil
+			}
+			line = fmt.Sprintf("%s: waiting for the first page (job %s)", prov, state)
 			if lastErr != nil {
 				line += " — last error: " + oneLine(*lastErr, 100)
 			}

@@ -1,0 +1,296 @@
+package integration_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/provider"
+)
+
+// Benchmarks (figures in README.md):
+//
+//	go test -run '^$' -bench . -benchtime 1x ./integration_test/
+//
+// Each compares usersync with a baseline measured in the same run on the
+// same database server, and reports the ratio.
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// BenchmarkWebhookIngest: signed webhooks posted by 32 concurrent clients to
+// `serve` with workers off (each answered only after its job commits),
+// against plain single-row INSERT transactions from 32 pgx clients.
+func BenchmarkWebhookIngest(b *testing.B) {
+	const conc = 32
+	const n = 20000
+	s := NewSystem(b, "stackauth", map[string]string{"USERSYNC_WORKERS": "0", "USERSYNC_DB_MAX_CONNS": "20"})
+	sv := s.Serve(nil)
+	bodies := make([][]byte, n)
+	headers := make([]http.Header, n)
+	for i := range n {
+		bodies[i], headers[i] = s.Fake.Webhook(provider.EventUserChanged, newUUID())
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
+	client := &http.Client{Transport: tr}
+	url := "http://" + sv.Addr + "/webhooks/stackauth"
+
+	baseline := pgtest.NewPool(b, s.DBURL, conc)
+	if _, err := baseline.Exec(context.Background(), `CREATE TABLE bench_insert (id bigserial PRIMARY KEY, v text)`); err != nil {
+		b.Fatal(err)
+	}
+
+	var webhookRate, insertRate float64
+	b.ResetTimer()
+	for range b.N {
+		var next atomic.Int64
+		var failed atomic.Int64
+		start := time.Now()
+		parallel(conc, func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= n {
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(bodies[i]))
+				req.Header = headers[i].Clone()
+				resp, err := client.Do(req)
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		})
+		webhookRate = float64(n) / time.Since(start).Seconds()
+		if failed.Load() > 0 {
+			b.Fatalf("%d webhooks failed", failed.Load())
+		}
+
+		next.Store(0)
+		start = time.Now()
+		parallel(conc, func() {
+			for next.Add(1) <= n {
+				if _, err := baseline.Exec(context.Background(), `INSERT INTO bench_insert (v) VALUES ($1)`, "x"); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+		insertRate = float64(n) / time.Since(start).Seconds()
+	}
+	b.StopTimer()
+	var jobs int
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM usersync.river_job WHERE kind = 'sync_user'`).Scan(&jobs); err != nil || jobs != n*b.N {
+		b.Fatalf("jobs enqueued = %d (%v), want %d", jobs, err, n*b.N)
+	}
+	b.ReportMetric(webhookRate, "webhooks/s")
+	b.ReportMetric(insertRate, "baseline-inserts/s")
+	b.ReportMetric(webhookRate/insertRate, "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+func parallel(n int, fn func()) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn() }()
+	}
+	wg.Wait()
+}
+
+// BenchmarkWebhookToRowLatency: new users' webhooks at a fixed 200 events/s,
+// a fake provider answering in 5 ms; latency from sending the webhook to the
+// row's change notification (i.e. after its commit).
+func BenchmarkWebhookToRowLatency(b *testing.B) {
+	const rate = 200
+	const n = 2000
+	s := NewSystem(b, "stackauth", map[string]string{"USERSYNC_WORKERS": "32", "USERSYNC_DB_MAX_CONNS": "20"})
+	s.Fake.SetLatency(5 * time.Millisecond)
+	sv := s.Serve(nil)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = s.Fake.CreateUser()
+	}
+	var lat []time.Duration
+	for range b.N {
+		lat = measureLatency(b, s, sv.Addr, ids, rate)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(pct(1), "max-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+func measureLatency(b *testing.B, s *System, addr string, ids []string, rate int) []time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.DBURL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `LISTEN neon_identity_users_sync`); err != nil {
+		b.Fatal(err)
+	}
+	sent := make([]atomic.Int64, len(ids))
+	index := map[string]int{}
+	for i, id := range ids {
+		index[id] = i
+	}
+	// Pre-sign; each webhook is sent from its own goroutine at its time.
+	bodies := make([][]byte, len(ids))
+	headers := make([]http.Header, len(ids))
+	for i, id := range ids {
+		bodies[i], headers[i] = s.Fake.Webhook(provider.EventUserChanged, id)
+	}
+	go func() {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for i := range ids {
+			<-tick.C
+			go func(i int) {
+				sent[i].Store(time.Now().UnixNano())
+				if code := s.Post(addr, bodies[i], headers[i]); code != 200 {
+					b.Errorf("webhook answered %d", code)
+				}
+			}(i)
+		}
+	}()
+	var lat []time.Duration
+	for len(lat) < len(ids) {
+		note, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			b.Fatalf("after %d rows: %v", len(lat), err)
+		}
+		at := time.Now().UnixNano()
+		var p struct{ ID string }
+		_ = json.Unmarshal([]byte(note.Payload), &p)
+		i, ok := index[p.ID]
+		if !ok {
+			continue
+		}
+		lat = append(lat, time.Duration(at-sent[i].Load()))
+	}
+	return lat
+}
+
+// BenchmarkBackfill: a full backfill of 100,000 users from the fake at zero
+// latency, against a baseline of the same raw_json rows loaded with COPY and
+// INSERT ... SELECT ... ON CONFLICT into a users_sync-shaped table.
+func BenchmarkBackfill(b *testing.B) {
+	const n = 100_000
+	s := NewSystem(b, "stackauth", map[string]string{"USERSYNC_NOTIFY_CHANNEL": "neon_identity_users_sync"})
+	s.Fake.Seed(n)
+	s.Serve(nil)
+	var rate, baseRate float64
+	for range b.N {
+		start := time.Now()
+		if code, out := s.Backfill(context.Background(), "--wait"); code != 0 {
+			b.Fatalf("backfill exited %d: %s", code, out)
+		}
+		rate = n / time.Since(start).Seconds()
+		baseRate = baselineLoad(b, s.Pool, s.Fake.Snapshot())
+	}
+	var listed int64
+	if err := s.Pool.QueryRow(context.Background(), `SELECT users_listed FROM usersync.backfill_run WHERE status = 'completed' ORDER BY id LIMIT 1`).Scan(&listed); err != nil || listed != n {
+		b.Fatalf("run listed %d users (%v), want %d", listed, err, n)
+	}
+	b.ReportMetric(rate, "users/s")
+	b.ReportMetric(baseRate, "baseline-rows/s")
+	b.ReportMetric(rate/baseRate, "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+func baselineLoad(b *testing.B, pool *pgxpool.Pool, snap map[string]json.RawMessage) float64 {
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS bench_users; CREATE TABLE bench_users (LIKE neon_identity.users_sync INCLUDING ALL)`); err != nil {
+		b.Fatal(err)
+	}
+	rows := make([][]any, 0, len(snap))
+	for _, raw := range snap {
+		rows = append(rows, []any{string(raw)})
+	}
+	start := time.Now()
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE bench_in (raw text) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"bench_in"}, []string{"raw"}, pgx.CopyFromRows(rows)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO bench_users (raw_json, id, name, email, created_at, updated_at)
+			SELECT raw::jsonb, raw::jsonb->>'id', raw::jsonb->>'display_name', raw::jsonb->>'primary_email',
+			       to_timestamp((raw::jsonb->>'signed_up_at_millis')::float8 / 1000), now()
+			FROM bench_in
+			ON CONFLICT (id) DO UPDATE SET raw_json = excluded.raw_json, name = excluded.name, email = excluded.email,
+			       created_at = excluded.created_at, updated_at = excluded.updated_at
+			WHERE bench_users.raw_json IS DISTINCT FROM excluded.raw_json`)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(len(snap)) / time.Since(start).Seconds()
+}
+
+// BenchmarkBackfillPeakRSS: peak resident memory of a `usersync worker`
+// process backfilling 1,000,000 users (the fake runs in the test process).
+func BenchmarkBackfillPeakRSS(b *testing.B) {
+	const n = 1_000_000
+	s := NewSystem(b, "stackauth", nil)
+	s.Fake.Seed(n)
+	var peakMB float64
+	var rate float64
+	for range b.N {
+		w := s.Start(nil, "worker")
+		start := time.Now()
+		if code, out := s.Backfill(context.Background(), "--wait"); code != 0 {
+			b.Fatalf("backfill exited %d: %s", code, out)
+		}
+		rate = n / time.Since(start).Seconds()
+		peakMB = vmHWM(b, w.Cmd.Process.Pid)
+		w.Terminate(b)
+	}
+	b.ReportMetric(peakMB, "peak-RSS-MB")
+	b.ReportMetric(rate, "users/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func vmHWM(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	b.Fatal("no VmHWM")
+	return 0
+}
