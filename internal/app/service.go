@@ -212,7 +212,9 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	}
 	if workers > 0 {
 		rc.SoftStopTimeout = softStopTimeout
-		rc.Queues = map[string]river.QueueConfig{}
+		// The default queue is where jobs inserted by SQL without a queue
+		// land (SPEC §5: operators may insert sync_user and backfill_page).
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}}
 		for _, p := range ps {
 			rc.Queues[jobs.SyncQueue(p.Name())] = river.QueueConfig{MaxWorkers: workers, FetchCooldown: syncFetchCooldown}
 			rc.Queues[jobs.BackfillQueue(p.Name())] = river.QueueConfig{MaxWorkers: 1}
