@@ -23,8 +23,10 @@ import (
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/pgtest"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/clerk/clerkfake"
 	"github.com/usersync/usersync/provider/providertest"
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
+	"github.com/usersync/usersync/provider/workos/workosfake"
 )
 
 var binPath string
@@ -53,6 +55,8 @@ func run(m *testing.M) int {
 // fakes are the provider fakes the end-to-end tests run against, by name.
 var fakes = map[string]func() providertest.Fake{
 	"stackauth": func() providertest.Fake { return stackfake.New(stackfake.Options{}) },
+	"clerk":     func() providertest.Fake { return clerkfake.New(clerkfake.Options{}) },
+	"workos":    func() providertest.Fake { return workosfake.New(workosfake.Options{}) },
 }
 
 // providerNames returns the names of fakes, sorted, for table-driven tests.
