@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"sort"
@@ -78,6 +79,9 @@ func BenchmarkWebhookIngest(b *testing.B) {
 					failed.Add(1)
 				}
 				if resp != nil {
+					// Drain, so the connection is reused (as a provider's
+					// sender keeps its connections alive).
+					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
 			}

@@ -26,7 +26,7 @@ type Server struct {
 // webhookWriters and webhookBatch size the group committer: a few
 // transactions in flight, each carrying up to webhookBatch deliveries.
 const (
-	webhookWriters = 4
+	webhookWriters = 2
 	webhookBatch   = 500
 )
 
