@@ -15,6 +15,7 @@ import (
 // trigger is gone, the retried job converges. Finally, every completed job
 // has its row written with a fetch token at least as new as the job's.
 func TestAtomicity(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		for _, failing := range []string{"row write", "job completion"} {
 			t.Run(prov+"/"+failing, func(t *testing.T) {

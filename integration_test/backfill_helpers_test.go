@@ -30,7 +30,34 @@ func bfPageSize(prov string) int {
 	}
 }
 
-func ceilDiv(a, b int) int { return (a + b - 1) / b }
+// bfListPages returns how many pages a complete listing of the provider's
+// current users takes, walking the list with the fake's own client (the
+// page size usersync uses): the number of pages of a run that lists them
+// without interruption. It is not always ceil(n/page size): Clerk's cursor
+// lists again the users that share the last listed user's created_at
+// millisecond (see provider/clerk/list.go), so a page may bring fewer new
+// users than its size. Call it while no fault or latency is injected.
+func (s *System) bfListPages() int {
+	s.t.Helper()
+	p := s.Fake.Provider()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pages, cursor := 0, ""
+	for {
+		page, err := p.ListUsers(ctx, cursor)
+		if err != nil {
+			s.t.Fatalf("list %s users with the fake's client (page %d): %v", s.Provider, pages+1, err)
+		}
+		pages++
+		if page.Next == "" {
+			return pages
+		}
+		if pages > 100_000 {
+			s.t.Fatalf("listing %s users does not end", s.Provider)
+		}
+		cursor = page.Next
+	}
+}
 
 // bfRun is one row of usersync.backfill_run.
 type bfRun struct {
@@ -224,8 +251,12 @@ func (s *System) apiURLVar() string {
 // holdProxy sits between usersync and a fake's API. When armed, it holds the
 // next list-users response (already read from the fake, so its data is what
 // the provider had then) until released: a page fetched, not yet written.
+// It never parses a body, so it works for every provider.
 type holdProxy struct {
 	srv *httptest.Server
+	// URL is the API base URL to point usersync at: the proxy's address with
+	// the fake's base path (Clerk's ends in /v1).
+	URL string
 
 	mu      sync.Mutex
 	release chan struct{}
@@ -238,7 +269,9 @@ func newHoldProxy(t testing.TB, target string) *holdProxy {
 		t.Fatal(err)
 	}
 	p := &holdProxy{}
-	rp := httputil.NewSingleHostReverseProxy(u)
+	// Requests already carry the base path: forward them to the fake's host
+	// as they are.
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if resp.Request.Method != http.MethodGet || !strings.HasSuffix(resp.Request.URL.Path, "/users") {
 			return nil
@@ -265,6 +298,7 @@ func newHoldProxy(t testing.TB, target string) *holdProxy {
 		}
 	}
 	p.srv = httptest.NewServer(rp)
+	p.URL = p.srv.URL + u.Path
 	t.Cleanup(p.srv.Close)
 	return p
 }

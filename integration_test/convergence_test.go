@@ -23,6 +23,7 @@ var redactKeys = map[string]string{
 // webhook), users_sync equals the provider, in soft and hard delete mode and
 // with USERSYNC_REDACT.
 func TestConvergence(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		for _, mode := range []string{"soft", "hard", "redact"} {
 			t.Run(prov+"/"+mode, func(t *testing.T) {

@@ -11,11 +11,14 @@ import (
 // TestCrashRecovery (§6.7): a `worker` process SIGKILLed while it works a
 // sync job has that job re-run by another worker within about a minute.
 //
-// SLOW (~30–60 s, River's rescuer runs every 30 s): this is the only test
-// that waits for a stuck-job rescue; keep it that way. It runs in parallel
-// with the others and is not skipped by -short.
+// SLOW (~30–60 s, River's rescuer runs every 30 s): with
+// TestBackfillResumesAfterSIGKILL, the only tests that wait for a stuck-job
+// rescue; keep it that way. It runs in parallel with the others and is not
+// skipped by -short. It runs for one provider only: the rescue is River's and
+// does not depend on the provider (see slowTestProvider).
 func TestCrashRecovery(t *testing.T) {
-	for _, prov := range providerNames() {
+	t.Parallel()
+	for _, prov := range slowTestProvider("stackauth") {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()
 			s := NewSystem(t, prov, map[string]string{"USERSYNC_DB_MAX_CONNS": "4"})

@@ -15,6 +15,7 @@ import (
 // process that is SIGKILLed right after the answers are not lost: a worker
 // started afterwards syncs every acknowledged user.
 func TestDurableAckSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()
@@ -48,6 +49,7 @@ func TestDurableAckSurvivesSIGKILL(t *testing.T) {
 // take the job the receiver answers 503 and nothing is enqueued; once the
 // database is back, deliveries are accepted again.
 func TestWebhook503WhenDatabaseUnavailable(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()

@@ -23,6 +23,7 @@ var credentialVars = map[string]string{
 // connections, sync jobs fail and are retried with backoff; once it
 // recovers, users_sync converges without operator action.
 func TestProviderErrorWindow(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		for _, status := range []int{500, 503, 0} {
 			name := fmt.Sprint(status)
@@ -62,6 +63,7 @@ func TestProviderErrorWindow(t *testing.T) {
 // TestRateLimitSnoozes (§6.6): a 429 with Retry-After makes the job wait
 // (snooze) without spending an attempt; afterwards it converges.
 func TestRateLimitSnoozes(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()
@@ -94,6 +96,7 @@ func TestRateLimitSnoozes(t *testing.T) {
 // TestRateLimitBackfillPage (§6.6: "for every job kind"): a 429 on a
 // backfill page snoozes it without spending an attempt.
 func TestRateLimitBackfillPage(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()
@@ -124,6 +127,7 @@ func TestRateLimitBackfillPage(t *testing.T) {
 // the log (ERROR, naming credentials), the metric and `usersync status`,
 // and the secret never appears in any of them.
 func TestBadCredentialsLoud(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()
@@ -149,7 +153,7 @@ func TestBadCredentialsLoud(t *testing.T) {
 						return ""
 					}
 				}
-				return tail(sv.Logs(), 2000)
+				return "logs so far: " + tail(sv.Logs(), 2000)
 			})
 			metric := regexp.MustCompile(`(?m)^usersync_provider_bad_credentials\{provider="` + prov + `"\} 1$`)
 			Eventually(t, 10*time.Second, "usersync_provider_bad_credentials is 1", func() string {
@@ -159,32 +163,35 @@ func TestBadCredentialsLoud(t *testing.T) {
 				}
 				return ""
 			})
-			var statusOut string
-			Eventually(t, 10*time.Second, "usersync status reports the credentials", func() string {
+			// status reads provider_status, which the service writes about once
+			// a second: await both forms of the report. The text form must say
+			// so in its attention list, not merely quote a job's error text.
+			var statusOut, js string
+			Eventually(t, 10*time.Second, "usersync status and status --json report the credentials", func() string {
 				code, out := s.Run(nil, "status")
 				statusOut = out
-				if code == 0 || !strings.Contains(strings.ToLower(out), "credentials") {
+				if code == 0 || !strings.Contains(out, "rejected usersync's credentials") {
 					return fmt.Sprintf("status exited %d:\n%s", code, out)
+				}
+				_, js = s.Run(nil, "status", "--json")
+				var rep struct {
+					Providers []struct {
+						Provider         string     `json:"provider"`
+						BadCredentialsAt *time.Time `json:"bad_credentials_at"`
+					} `json:"providers"`
+				}
+				i := strings.Index(js, "{\n  \"providers\"")
+				if i < 0 {
+					return "status --json printed no report:\n" + js
+				}
+				if err := json.NewDecoder(strings.NewReader(js[i:])).Decode(&rep); err != nil {
+					return fmt.Sprintf("status --json: %v\n%s", err, js)
+				}
+				if len(rep.Providers) != 1 || rep.Providers[0].Provider != prov || rep.Providers[0].BadCredentialsAt == nil {
+					return "status --json: bad_credentials_at not set: " + js
 				}
 				return ""
 			})
-			_, js := s.Run(nil, "status", "--json")
-			var rep struct {
-				Providers []struct {
-					Provider         string     `json:"provider"`
-					BadCredentialsAt *time.Time `json:"bad_credentials_at"`
-				} `json:"providers"`
-			}
-			i := strings.Index(js, "{\n  \"providers\"")
-			if i < 0 {
-				t.Fatalf("status --json printed no report:\n%s", js)
-			}
-			if err := json.NewDecoder(strings.NewReader(js[i:])).Decode(&rep); err != nil {
-				t.Fatalf("status --json: %v\n%s", err, js)
-			}
-			if len(rep.Providers) != 1 || rep.Providers[0].BadCredentialsAt == nil {
-				t.Errorf("status --json: bad_credentials_at not set: %s", js)
-			}
 			if _, ok := s.Rows()[id]; ok {
 				t.Error("a row was written with rejected credentials")
 			}

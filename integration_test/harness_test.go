@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,7 +37,34 @@ func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
+// Test parallelism when -parallel is not given. Most of these tests wait on
+// timers (River's rescue of a killed job, retry backoff, injected provider
+// latency), not on the CPU, so the package runs more of them at once than
+// the default GOMAXPROCS (2 on CI); every top-level test is parallel too, so
+// slow tests overlap across test functions. Each System uses up to about 25
+// database connections (USERSYNC_DB_MAX_CONNS ≤ 8 per usersync process plus
+// River's listener, the test's pool of 4, the in-process commands' pools), a
+// model seed up to about 30; at 6 the whole package peaked at about 70. The
+// throwaway cluster allows 300 (pgcluster); a server named by
+// TEST_DATABASE_URL or DATABASE_URL may allow only 100 (the CI server) and
+// is shared with other packages' tests, so fewer run at once there.
+const (
+	parallelThrowawayCluster = 6
+	parallelSharedServer     = 3
+)
+
 func run(m *testing.M) int {
+	flag.Parse()
+	if !flagSet("test.parallel") {
+		n := parallelThrowawayCluster
+		if os.Getenv("TEST_DATABASE_URL") != "" || os.Getenv("DATABASE_URL") != "" {
+			n = parallelSharedServer
+		}
+		if err := flag.Set("test.parallel", strconv.Itoa(n)); err != nil {
+			fmt.Fprintln(os.Stderr, "set -test.parallel:", err)
+			return 1
+		}
+	}
 	dir, err := os.MkdirTemp("", "usersync-bin-*")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -50,6 +79,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return pgtest.RunMain(m)
+}
+
+// flagSet reports whether the named flag was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // fakes are the provider fakes the end-to-end tests run against, by name.
@@ -67,6 +103,20 @@ func providerNames() []string {
 	}
 	sort.Strings(ns)
 	return ns
+}
+
+// slowTestProvider returns the one provider that a slow test whose property
+// does not depend on the provider runs for: prefer, if it has a fake, else
+// the first of providerNames. Tests that wait for River to rescue a job of a
+// SIGKILLed worker (about a minute: RescueStuckJobsAfter plus the rescuer's
+// 30 s period) use it: the rescue and the re-run of the job from its stored
+// args are River's and usersync's, the same for every provider, and each
+// provider's fetch, list and cursor are covered by the other tests.
+func slowTestProvider(prefer string) []string {
+	if _, ok := fakes[prefer]; ok {
+		return []string{prefer}
+	}
+	return providerNames()[:1]
 }
 
 var schemaSQL = sync.OnceValue(func() string {
@@ -166,8 +216,8 @@ func (s *System) Serve(extra map[string]string) *Service {
 	if err != nil {
 		s.t.Fatalf("config: %v", err)
 	}
-	var logs bytes.Buffer
-	e := &app.Env{Config: cfg, Logger: app.NewLogger("json", &lockedWriter{w: &logs}, -4), SchemaSQL: schemaSQL()}
+	logs := &lockedBuffer{}
+	e := &app.Env{Config: cfg, Logger: app.NewLogger("json", logs, -4), SchemaSQL: schemaSQL()}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -191,19 +241,13 @@ func (s *System) Serve(extra map[string]string) *Service {
 			}
 		})
 	}}
-	s.t.Cleanup(sv.Stop)
+	s.t.Cleanup(func() {
+		sv.Stop()
+		if s.t.Failed() {
+			s.t.Logf("usersync serve (in process) logs, River's debug lines left out:\n%s", tail(withoutDebug(logs.String()), 6000))
+		}
+	})
 	return sv
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // Proc is a usersync binary process.
@@ -304,6 +348,17 @@ func (s *System) Start(extra map[string]string, args ...string) *Proc {
 		s.t.Fatalf("usersync serve did not start listening: %s", p.Logs())
 	}
 	return p
+}
+
+// withoutDebug drops the JSON log lines of level DEBUG (River's chatter).
+func withoutDebug(logs string) string {
+	var b strings.Builder
+	for line := range strings.Lines(logs) {
+		if !strings.Contains(line, `"level":"DEBUG"`) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
 
 func tail(s string, n int) string {

@@ -19,6 +19,7 @@ import (
 // change nothing; ignored event types get 2xx and enqueue nothing; the
 // process survives all of it.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()

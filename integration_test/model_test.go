@@ -88,6 +88,7 @@ func (m modelMix) String() string {
 // TestModel runs the randomized model test for each seed (see the file
 // comment); each seed is a parallel subtest "seed=N".
 func TestModel(t *testing.T) {
+	t.Parallel()
 	seeds := modelSeedList(t)
 	start := time.Now()
 	var mu sync.Mutex

@@ -79,6 +79,7 @@ func (l *listener) Drain() []change {
 // exactly one notification {"id","op"} on <schema>_users_sync; a re-sync
 // that changes nothing sends none.
 func TestChangeNotifications(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		for _, mode := range []string{"soft", "hard"} {
 			t.Run(prov+"/"+mode, func(t *testing.T) {

@@ -42,6 +42,7 @@ func checkNoSecrets(t *testing.T, what, text string, secrets map[string]string) 
 // River UI password, unreachable or malformed DATABASE_URL with a password)
 // never put a secret in the output, nor in the database.
 func TestSecretsNeverLogged(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()
@@ -79,7 +80,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 			}
 			Eventually(t, 20*time.Second, "the rejected credentials are logged", func() string {
 				if !strings.Contains(sv.Logs(), "credentials") {
-					return tail(sv.Logs(), 2000)
+					return "logs so far: " + tail(sv.Logs(), 2000)
 				}
 				return ""
 			})

@@ -113,6 +113,7 @@ func (v *versionLog) version(id string, raw []byte) (int, bool) {
 // version ever holds older provider data than the one it replaced, a
 // deleted user is never brought back, and the table converges.
 func TestNoStaleOverwriteAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()
@@ -287,6 +288,7 @@ func TestNoStaleOverwriteAcrossProcesses(t *testing.T) {
 // with the old profile) is not lost: the user ends up with the newer
 // profile.
 func TestEventDuringRunningSyncNotLost(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()
@@ -338,6 +340,7 @@ func TestEventDuringRunningSyncNotLost(t *testing.T) {
 // TestBurstCoalesces (§6.3, §5): 100 webhooks for one user cost far fewer
 // than 100 provider fetches, and the last change still lands.
 func TestBurstCoalesces(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()

@@ -10,6 +10,7 @@ import (
 // TestWebhookFlow: sign-ups, edits and deletions sent as webhooks end up in
 // users_sync (guarantee 2, convergence).
 func TestWebhookFlow(t *testing.T) {
+	t.Parallel()
 	for _, prov := range providerNames() {
 		t.Run(prov, func(t *testing.T) {
 			t.Parallel()

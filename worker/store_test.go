@@ -199,7 +199,9 @@ func TestRedactionAndRestoreAfterDeletion(t *testing.T) {
 	if r.raw["display_name"] != "Ann" || *r.name != "Ann" {
 		t.Fatalf("row = %+v", r)
 	}
-	write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return s.MarkDeleted(t.Context(), tx, "u1", tok.Add(time.Second)) })
+	write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
+		return s.MarkDeleted(t.Context(), tx, "u1", tok.Add(time.Second))
+	})
 	if r := get(t, pool, "u1"); r.deletedAt == nil || r.raw["display_name"] != "Ann" {
 		t.Fatalf("soft delete must keep the last profile and set deleted_at: %+v", r)
 	}
@@ -220,7 +222,9 @@ func TestHardDelete(t *testing.T) {
 	write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
 		return s.Upsert(t.Context(), tx, []provider.User{user("u1", "Ann", nil)}, tok, nil)
 	})
-	res := write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return s.MarkDeleted(t.Context(), tx, "u1", tok.Add(time.Second)) })
+	res := write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
+		return s.MarkDeleted(t.Context(), tx, "u1", tok.Add(time.Second))
+	})
 	if res.Deleted != 1 || get(t, pool, "u1") != nil {
 		t.Fatalf("hard delete: %+v", res)
 	}
@@ -273,7 +277,9 @@ func TestNeonGeneratedColumns(t *testing.T) {
 	if err := pool.QueryRow(t.Context(), `SELECT created_at FROM neon_identity.users_sync WHERE id='u1'`).Scan(&created); err != nil || created.UnixMilli() != 1700000000123 {
 		t.Fatalf("generated created_at = %v, %v", created, err)
 	}
-	write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return s.MarkDeleted(t.Context(), tx, "u1", tok.Add(time.Hour)) })
+	write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
+		return s.MarkDeleted(t.Context(), tx, "u1", tok.Add(time.Hour))
+	})
 	if r := get(t, pool, "u1"); r.deletedAt == nil {
 		t.Fatal("not marked deleted")
 	}
