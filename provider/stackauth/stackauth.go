@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tidwall/gjson"
 	"io"
 	"math"
 	"net/http"
@@ -475,20 +476,25 @@ func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, 
 	return parsePayload(body)
 }
 
-// parsePayload parses a verified webhook body.
+// parsePayload parses a verified webhook body. It validates the whole body
+// once and then reads only "type" and "data.id" (keys matched exactly),
+// without decoding the user object: this is the receiver's hot path.
 func parsePayload(body []byte) (provider.Event, error) {
-	var env map[string]json.RawMessage
-	if err := json.Unmarshal(body, &env); err != nil || env == nil {
+	if !json.Valid(body) {
+		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: body is not valid JSON", provider.ErrBadPayload)
+	}
+	env := gjson.ParseBytes(body)
+	if !env.IsObject() {
 		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: body is not a JSON object", provider.ErrBadPayload)
 	}
-	rawType, ok := env["type"]
-	if !ok {
+	rawType := env.Get(`type`)
+	if !rawType.Exists() {
 		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: missing \"type\"", provider.ErrBadPayload)
 	}
-	var typ string
-	if !isJSONString(rawType) || json.Unmarshal(rawType, &typ) != nil {
+	if rawType.Type != gjson.String {
 		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: \"type\" is not a string", provider.ErrBadPayload)
 	}
+	typ := rawType.String()
 	if typ == "" {
 		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: \"type\" is empty", provider.ErrBadPayload)
 	}
@@ -502,7 +508,7 @@ func parsePayload(body []byte) (provider.Event, error) {
 		ev.Kind = provider.EventIgnored
 		return ev, nil
 	}
-	id, err := userIDFromData(env["data"])
+	id, err := userIDFromData(env.Get(`data`))
 	if err != nil {
 		return provider.Event{}, fmt.Errorf("stackauth: webhook %s: %w", typ, err)
 	}
@@ -513,22 +519,21 @@ func parsePayload(body []byte) (provider.Event, error) {
 }
 
 // userIDFromData extracts and validates data.id of a user event.
-func userIDFromData(data json.RawMessage) (string, error) {
-	if data == nil {
+func userIDFromData(data gjson.Result) (string, error) {
+	if !data.Exists() {
 		return "", fmt.Errorf("%w: missing \"data\"", provider.ErrBadPayload)
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil || obj == nil {
+	if !data.IsObject() {
 		return "", fmt.Errorf("%w: \"data\" is not a JSON object", provider.ErrBadPayload)
 	}
-	rawID, ok := obj["id"]
-	if !ok {
+	rawID := data.Get(`id`)
+	if !rawID.Exists() {
 		return "", fmt.Errorf("%w: missing user id (data.id)", provider.ErrBadPayload)
 	}
-	var id string
-	if !isJSONString(rawID) || json.Unmarshal(rawID, &id) != nil {
+	if rawID.Type != gjson.String {
 		return "", fmt.Errorf("%w: user id (data.id) is not a JSON string", provider.ErrBadPayload)
 	}
+	id := rawID.String()
 	if err := provider.ValidateUserID(id); err != nil {
 		return "", err
 	}
@@ -536,11 +541,6 @@ func userIDFromData(data json.RawMessage) (string, error) {
 		return "", fmt.Errorf("%w: user id (data.id) is not a UUID", provider.ErrBadPayload)
 	}
 	return id, nil
-}
-
-func isJSONString(raw json.RawMessage) bool {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	return len(raw) > 0 && raw[0] == '"'
 }
 
 // IsUUID reports whether s has the form of a UUID: 8-4-4-4-12 hexadecimal
