@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tidwall/gjson"
 	"io"
 	"math"
 	"net/http"
@@ -476,71 +475,21 @@ func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, 
 	return parsePayload(body)
 }
 
-// parsePayload parses a verified webhook body. It validates the whole body
-// once and then reads only "type" and "data.id" (keys matched exactly),
-// without decoding the user object: this is the receiver's hot path.
+// parsePayload parses a verified webhook body.
 func parsePayload(body []byte) (provider.Event, error) {
-	if !json.Valid(body) {
-		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: body is not valid JSON", provider.ErrBadPayload)
-	}
-	env := gjson.ParseBytes(body)
-	if !env.IsObject() {
-		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: body is not a JSON object", provider.ErrBadPayload)
-	}
-	rawType := env.Get(`type`)
-	if !rawType.Exists() {
-		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: missing \"type\"", provider.ErrBadPayload)
-	}
-	if rawType.Type != gjson.String {
-		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: \"type\" is not a string", provider.ErrBadPayload)
-	}
-	typ := rawType.String()
-	if typ == "" {
-		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w: \"type\" is empty", provider.ErrBadPayload)
-	}
-	ev := provider.Event{Type: typ}
-	switch typ {
-	case "user.created", "user.updated":
-		ev.Kind = provider.EventUserChanged
-	case "user.deleted":
-		ev.Kind = provider.EventUserDeleted
-	default:
-		ev.Kind = provider.EventIgnored
-		return ev, nil
-	}
-	id, err := userIDFromData(env.Get(`data`))
+	ev, err := provider.ParseUserEvent(body, "type", func(id string) error {
+		if !IsUUID(id) {
+			return fmt.Errorf("%w: user id (data.id) is not a UUID", provider.ErrBadPayload)
+		}
+		return nil
+	})
 	if err != nil {
-		return provider.Event{}, fmt.Errorf("stackauth: webhook %s: %w", typ, err)
+		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w", err)
 	}
 	// Stack Auth's ids are UUIDs it compares without regard to case and
 	// always returns in lower case: normalise, so one user is one job key.
-	ev.UserID = strings.ToLower(id)
+	ev.UserID = strings.ToLower(ev.UserID)
 	return ev, nil
-}
-
-// userIDFromData extracts and validates data.id of a user event.
-func userIDFromData(data gjson.Result) (string, error) {
-	if !data.Exists() {
-		return "", fmt.Errorf("%w: missing \"data\"", provider.ErrBadPayload)
-	}
-	if !data.IsObject() {
-		return "", fmt.Errorf("%w: \"data\" is not a JSON object", provider.ErrBadPayload)
-	}
-	rawID := data.Get(`id`)
-	if !rawID.Exists() {
-		return "", fmt.Errorf("%w: missing user id (data.id)", provider.ErrBadPayload)
-	}
-	if rawID.Type != gjson.String {
-		return "", fmt.Errorf("%w: user id (data.id) is not a JSON string", provider.ErrBadPayload)
-	}
-	id := rawID.String()
-	if err := provider.ValidateUserID(id); err != nil {
-		return "", err
-	}
-	if !IsUUID(id) {
-		return "", fmt.Errorf("%w: user id (data.id) is not a UUID", provider.ErrBadPayload)
-	}
-	return id, nil
 }
 
 // IsUUID reports whether s has the form of a UUID: 8-4-4-4-12 hexadecimal

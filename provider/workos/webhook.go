@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -102,46 +101,5 @@ func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, 
 
 // parseEvent parses a verified delivery's body.
 func parseEvent(body []byte) (provider.Event, error) {
-	var env struct {
-		Event json.RawMessage `json:"event"`
-		Data  json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return provider.Event{}, fmt.Errorf("%w: body is not a JSON object: %v", provider.ErrBadPayload, err)
-	}
-	var typ string
-	if len(env.Event) == 0 || env.Event[0] != '"' || json.Unmarshal(env.Event, &typ) != nil || typ == "" {
-		return provider.Event{}, fmt.Errorf("%w: event has no event type string", provider.ErrBadPayload)
-	}
-	ev := provider.Event{Type: typ}
-	switch typ {
-	case "user.created", "user.updated":
-		ev.Kind = provider.EventUserChanged
-	case "user.deleted":
-		ev.Kind = provider.EventUserDeleted
-	default:
-		ev.Kind = provider.EventIgnored
-		return ev, nil
-	}
-	if len(env.Data) == 0 || env.Data[0] != '{' {
-		return provider.Event{}, fmt.Errorf("%s: %w: data is not an object", typ, provider.ErrBadPayload)
-	}
-	var d struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if err := json.Unmarshal(env.Data, &d); err != nil {
-		return provider.Event{}, fmt.Errorf("%s: %w: data: %v", typ, provider.ErrBadPayload, err)
-	}
-	if len(d.ID) == 0 || d.ID[0] != '"' {
-		return provider.Event{}, fmt.Errorf("%s: %w: data.id is missing or not a string", typ, provider.ErrBadPayload)
-	}
-	var id string
-	if err := json.Unmarshal(d.ID, &id); err != nil {
-		return provider.Event{}, fmt.Errorf("%s: %w: data.id: %v", typ, provider.ErrBadPayload, err)
-	}
-	if err := ValidateUserID(id); err != nil {
-		return provider.Event{}, fmt.Errorf("%s: %w", typ, err)
-	}
-	ev.UserID = id
-	return ev, nil
+	return provider.ParseUserEvent(body, "event", ValidateUserID)
 }
