@@ -68,6 +68,7 @@ type bfRun struct {
 	Listed, Written, Deleted int64
 	Restarts                 int
 	NextCursor, LastUserID   string
+	Recent                   []string // the last users of the last committed page
 	LastError                *string
 }
 
@@ -75,7 +76,7 @@ type bfRun struct {
 func (s *System) bfRuns() []bfRun {
 	s.t.Helper()
 	rows, err := s.Pool.Query(context.Background(), `SELECT id, status, started_at, pages, users_listed, users_written, users_deleted,
-		restarts, coalesce(next_cursor, ''), coalesce(last_user_id, ''), last_error
+		restarts, coalesce(next_cursor, ''), coalesce(last_user_id, ''), recent_user_ids, last_error
 		FROM `+pgx.Identifier{s.Internal}.Sanitize()+`.backfill_run ORDER BY id`)
 	if err != nil {
 		s.t.Fatalf("read backfill_run: %v", err)
@@ -84,7 +85,7 @@ func (s *System) bfRuns() []bfRun {
 	for rows.Next() {
 		var r bfRun
 		if err := rows.Scan(&r.ID, &r.Status, &r.StartedAt, &r.Pages, &r.Listed, &r.Written, &r.Deleted,
-			&r.Restarts, &r.NextCursor, &r.LastUserID, &r.LastError); err != nil {
+			&r.Restarts, &r.NextCursor, &r.LastUserID, &r.Recent, &r.LastError); err != nil {
 			s.t.Fatalf("read backfill_run: %v", err)
 		}
 		out = append(out, r)

@@ -387,15 +387,22 @@ func TestBackfillCursorUserDeleted(t *testing.T) {
 		}
 		return *r
 	}
-	// Between pages 1 and 2: the cursor's user is deleted.
+	// Between pages 1 and 2: the cursor's user and the last user listed are
+	// deleted; the run resumes from a user listed just before them.
 	ra := atPages(1)
-	if !s.Fake.DeleteUser(ra.NextCursor) {
-		t.Fatalf("fake: delete cursor user %s failed", ra.NextCursor)
+	if !s.Fake.DeleteUser(ra.NextCursor) || !s.Fake.DeleteUser(ra.LastUserID) {
+		t.Fatalf("fake: delete users %s, %s failed", ra.NextCursor, ra.LastUserID)
 	}
-	// Between pages 3 and 4: the cursor's user and the last user listed.
+	// Between pages 3 and 4: the cursor's user and every user the run keeps
+	// to resume from: it must list again from the start.
 	rb := atPages(3)
-	if !s.Fake.DeleteUser(rb.NextCursor) || !s.Fake.DeleteUser(rb.LastUserID) {
-		t.Fatalf("fake: delete users %s, %s failed", rb.NextCursor, rb.LastUserID)
+	if len(rb.Recent) == 0 || rb.Recent[len(rb.Recent)-1] != rb.LastUserID {
+		t.Fatalf("run keeps no users to resume from: %+v", rb)
+	}
+	for _, id := range append([]string{rb.NextCursor}, rb.Recent...) {
+		if !s.Fake.DeleteUser(id) {
+			t.Fatalf("fake: delete user %s failed", id)
+		}
 	}
 	res := bfAwait(t, done, 90*time.Second)
 	if res.code != 0 {
@@ -403,19 +410,38 @@ func TestBackfillCursorUserDeleted(t *testing.T) {
 	}
 	r := s.bfLastRun()
 	if r.ID != ra.ID || r.Status != "completed" || r.Restarts != 1 {
-		t.Errorf("run = %+v; want run %d completed with 1 restart from the start", r, ra.ID)
+		t.Errorf("run = %+v; want run %d completed with exactly 1 restart from the start (page 1→2 resumes without one)", r, ra.ID)
 	}
 	if r.Written != 0 {
 		t.Errorf("run rewrote %d unchanged users (relisting must write nothing)", r.Written)
 	}
 	// The two cursor users were never listed by the run: inferred deleted.
-	// The last user of page 3 was listed before its deletion: only its
-	// webhook can tell (none sent here), so it is the only difference.
+	// The others were listed before their deletion: only their webhooks can
+	// tell (none sent here), so they are the only differences.
 	if r.Deleted != 2 {
 		t.Errorf("run marked %d users deleted; want 2 (the cursor users)", r.Deleted)
 	}
-	if d, want := s.Diff(), "deleted user not marked deleted "+rb.LastUserID; d != want {
-		t.Errorf("users_sync vs provider:\n%s\nwant only:\n%s", d, want)
+	listedThenDeleted := map[string]bool{ra.LastUserID: true}
+	for _, id := range rb.Recent {
+		listedThenDeleted[id] = true
+	}
+	live, rows := s.Fake.Snapshot(), s.Rows()
+	for id, row := range rows {
+		_, isLive := live[id]
+		switch {
+		case isLive && row.DeletedAt != nil:
+			t.Errorf("live user %s marked deleted", id)
+		case !isLive && listedThenDeleted[id] && row.DeletedAt != nil:
+			t.Errorf("user %s was listed by the run, yet its deletion was inferred", id)
+		case !isLive && !listedThenDeleted[id] && row.DeletedAt == nil:
+			t.Errorf("user %s never listed by the complete run but not marked deleted", id)
+		}
+	}
+	for id := range live {
+		if _, ok := rows[id]; !ok {
+			t.Errorf("live user %s missing", id)
+			break
+		}
 	}
 }
 

@@ -26,12 +26,19 @@ func (w *BackfillPageWorker) NextRetry(job *river.Job[jobs.BackfillPageArgs]) ti
 }
 
 type run struct {
-	id         int64
-	status     string
-	startedAt  time.Time
-	lastUserID string
-	restarts   int
+	id        int64
+	status    string
+	startedAt time.Time
+	// recent are the last users of the last committed page, newest last.
+	recent   []string
+	restarts int
 }
+
+// resumeDepth is how many of a page's last users a run remembers to resume
+// from when the next cursor no longer resolves: a cursor names a user (the
+// next page's first for Stack Auth, the page's last for WorkOS), who may
+// have been deleted since, and so may the users just before.
+const resumeDepth = 16
 
 // Work fetches one page (outside any transaction), then in one transaction
 // writes it, records the run's progress, completes the job and enqueues the
@@ -71,23 +78,7 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 		}
 	}
 
-	cursor := a.Cursor
-	page, err := b.Provider.ListUsers(ctx, cursor)
-	restarted := false
-	if errors.Is(err, provider.ErrCursorNotFound) && r != nil {
-		// The cursor names a user deleted since the previous page: carry on
-		// from the last user seen, or if that one is gone too, from the start.
-		log.Warn("backfill cursor no longer resolves; resuming from the last user seen", "cursor", cursor)
-		if r.lastUserID != "" {
-			cursor = b.Provider.ResumeCursor(r.lastUserID)
-			page, err = b.Provider.ListUsers(ctx, cursor)
-		}
-		if errors.Is(err, provider.ErrCursorNotFound) || (err == nil && r.lastUserID == "") {
-			log.Warn("backfill resumes from the start of the list: the last user seen is gone too")
-			cursor, restarted = "", true
-			page, err = b.Provider.ListUsers(ctx, "")
-		}
-	}
+	page, restarted, err := w.list(ctx, b, r, a.Cursor)
 	if err != nil {
 		return w.failed(ctx, is, job, r, err)
 	}
@@ -114,9 +105,9 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 	if err != nil {
 		return fmt.Errorf("backfill %s run %d: %w", a.Provider, r.id, err)
 	}
-	last := ""
-	if n := len(page.Users); n > 0 {
-		last = page.Users[n-1].ID
+	recent := make([]string, 0, resumeDepth)
+	for _, u := range page.Users[max(len(page.Users)-resumeDepth, 0):] {
+		recent = append(recent, u.ID)
 	}
 	restarts := 0
 	if restarted {
@@ -124,9 +115,11 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 	}
 	if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET pages = pages + 1,
 		users_listed = users_listed + $2, users_written = users_written + $3,
-		next_cursor = $4, last_user_id = coalesce(nullif($5, ''), last_user_id),
+		next_cursor = $4,
+		last_user_id = coalesce(($5::text[])[array_upper($5::text[], 1)], last_user_id),
+		recent_user_ids = CASE WHEN cardinality($5::text[]) > 0 THEN $5::text[] ELSE recent_user_ids END,
 		restarts = restarts + $6, last_error = NULL, updated_at = now()
-		WHERE id = $1`, r.id, len(page.Users), res.Changed(), page.Next, last, restarts); err != nil {
+		WHERE id = $1`, r.id, len(page.Users), res.Changed(), page.Next, recent, restarts); err != nil {
 		return fmt.Errorf("backfill %s run %d: record progress: %w", a.Provider, r.id, err)
 	}
 	if page.Next != "" {
@@ -153,6 +146,33 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 	return nil
 }
 
+// list fetches the page at cursor. If the cursor no longer resolves (it
+// names a user deleted since the previous page), the run carries on from the
+// newest of the previous page's last users that still resolves, and if none
+// does, lists again from the start (restarted): it never ends early. A
+// re-listed user is rewritten only if it changed.
+func (w *BackfillPageWorker) list(ctx context.Context, b *Binding, r *run, cursor string) (provider.Page, bool, error) {
+	page, err := b.Provider.ListUsers(ctx, cursor)
+	if !errors.Is(err, provider.ErrCursorNotFound) || r == nil {
+		return page, false, err
+	}
+	log := w.deps.Logger.With("provider", b.Provider.Name(), "run_id", r.id)
+	for i := len(r.recent) - 1; i >= 0; i-- {
+		resume := b.Provider.ResumeCursor(r.recent[i])
+		if resume == "" || resume == cursor {
+			continue
+		}
+		page, err = b.Provider.ListUsers(ctx, resume)
+		if !errors.Is(err, provider.ErrCursorNotFound) {
+			log.Warn("backfill cursor no longer resolves; resumed from a user listed before it", "resumed_from", r.recent[i])
+			return page, false, err
+		}
+	}
+	log.Warn("backfill cursor no longer resolves and neither do the users listed before it: listing again from the start")
+	page, err = b.Provider.ListUsers(ctx, "")
+	return page, true, err
+}
+
 // skipNewRun reports whether a scheduled (not forced) run should not start
 // because a complete run started less than half an interval ago.
 func (w *BackfillPageWorker) skipNewRun(ctx context.Context, is string, a jobs.BackfillPageArgs) (bool, error) {
@@ -174,17 +194,13 @@ func (w *BackfillPageWorker) skipNewRun(ctx context.Context, is string, a jobs.B
 
 func (w *BackfillPageWorker) loadRun(ctx context.Context, is string, id int64) (*run, error) {
 	r := &run{id: id}
-	var last *string
-	err := w.deps.DB.QueryRow(ctx, `SELECT status, started_at, last_user_id, restarts FROM `+is+`.backfill_run WHERE id = $1`, id).
-		Scan(&r.status, &r.startedAt, &last, &r.restarts)
+	err := w.deps.DB.QueryRow(ctx, `SELECT status, started_at, recent_user_ids, restarts FROM `+is+`.backfill_run WHERE id = $1`, id).
+		Scan(&r.status, &r.startedAt, &r.recent, &r.restarts)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load backfill run %d: %w", id, err)
-	}
-	if last != nil {
-		r.lastUserID = *last
 	}
 	return r, nil
 }

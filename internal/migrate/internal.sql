@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS backfill_run (
   users_deleted bigint     NOT NULL DEFAULT 0,
   next_cursor  text,
   last_user_id text,
+  -- the last few users of the last committed page, newest last: where to
+  -- resume when the next cursor no longer resolves.
+  recent_user_ids text[] NOT NULL DEFAULT '{}',
   restarts     integer     NOT NULL DEFAULT 0,
   started_by_job bigint,   -- the backfill_page job that started the run
   last_error   text
