@@ -616,3 +616,46 @@ func TestBackfillCommandJoinsScheduledJob(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillCursorUserDeletedWorkOS: WorkOS's cursor is the last user of
+// the previous page (exclusive `after`); when that user is deleted between
+// pages, the run resumes from the user listed just before it — no restart,
+// no false deletion.
+func TestBackfillCursorUserDeletedWorkOS(t *testing.T) {
+	if _, ok := fakes["workos"]; !ok {
+		t.Skip("no WorkOS fake")
+	}
+	t.Parallel()
+	s := NewSystem(t, "workos", nil)
+	s.Serve(nil)
+	s.Fake.Seed(350)
+	r1 := s.bfBackfillWait(t, time.Minute)
+	s.Fake.SetLatency(500 * time.Millisecond)
+	done := s.bfBackfillAsync(time.Minute, "--wait")
+	var ra *bfRun
+	Eventually(t, 30*time.Second, "second run commits page 1", func() string {
+		ra = s.bfLastRun()
+		if ra == nil || ra.ID == r1.ID || ra.Pages != 1 {
+			return fmt.Sprintf("newest run: %+v", ra)
+		}
+		return ""
+	})
+	if ra.NextCursor == "" || ra.NextCursor != ra.LastUserID {
+		t.Fatalf("WorkOS cursor should be the page's last user: %+v", ra)
+	}
+	if !s.Fake.DeleteUser(ra.NextCursor) {
+		t.Fatalf("fake: delete cursor user %s failed", ra.NextCursor)
+	}
+	res := bfAwait(t, done, time.Minute)
+	if res.code != 0 {
+		t.Fatalf("backfill --wait exited %d:\n%s", res.code, tail(res.out, 3000))
+	}
+	r := s.bfLastRun()
+	if r.ID != ra.ID || r.Status != "completed" || r.Restarts != 0 || r.Deleted != 0 || r.Written != 0 {
+		t.Errorf("run = %+v; want it completed from the previous user: no restart, nothing written or inferred deleted", r)
+	}
+	// The cursor user was listed before its deletion: only its webhook can tell.
+	if d, want := s.Diff(), "deleted user not marked deleted "+ra.NextCursor; d != want {
+		t.Errorf("users_sync vs provider:\n%s\nwant only:\n%s", d, want)
+	}
+}
