@@ -4,6 +4,7 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -143,5 +144,8 @@ func writeJSON(w http.ResponseWriter, status int, errMsg string) {
 		_, _ = io.WriteString(w, `{"ok":true}`+"\n")
 		return
 	}
-	_, _ = fmt.Fprintf(w, "{\"error\":%q}\n", errMsg)
+	b, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{errMsg})
+	_, _ = w.Write(append(b, '\n'))
 }
