@@ -659,3 +659,49 @@ func TestBackfillCursorUserDeletedWorkOS(t *testing.T) {
 		t.Errorf("users_sync vs provider:\n%s\nwant only:\n%s", d, want)
 	}
 }
+
+// TestBackfillBadCredentialsFailsFast: a provider rejecting the credentials
+// fails the backfill at once — `backfill --wait` exits non-zero naming the
+// credentials instead of retrying for hours — both before the run's first
+// page and in the middle of a run; no deletion is inferred.
+func TestBackfillBadCredentialsFailsFast(t *testing.T) {
+	if _, ok := fakes["stackauth"]; !ok {
+		t.Skip("no Stack Auth fake")
+	}
+	t.Parallel()
+	s := NewSystem(t, "stackauth", nil)
+	s.Fake.Seed(2500)
+	good := s.Env["STACK_SECRET_SERVER_KEY"]
+	s.Env["STACK_SECRET_SERVER_KEY"] = good + "-revoked"
+	sv := s.Serve(nil)
+	code, out := s.Backfill(t.Context(), "--wait")
+	if code == 0 || !strings.Contains(out, "credentials") {
+		t.Fatalf("backfill --wait with bad credentials exited %d:\n%s", code, out)
+	}
+	sv.Stop()
+	if n := len(s.Rows()); n != 0 {
+		t.Fatalf("%d rows written with rejected credentials", n)
+	}
+
+	// Mid-run: page 1 commits, then the key is revoked at the fake (every
+	// request fails 401 from then on).
+	s.Env["STACK_SECRET_SERVER_KEY"] = good
+	s.Serve(nil)
+	s.Fake.SetLatency(300 * time.Millisecond)
+	done := s.bfBackfillAsync(time.Minute, "--wait")
+	Eventually(t, 30*time.Second, "page 1 committed", func() string {
+		if r := s.bfLastRun(); r == nil || r.Pages < 1 {
+			return fmt.Sprintf("run: %+v", r)
+		}
+		return ""
+	})
+	s.Fake.FailNext(-1, 401, 0)
+	res := bfAwait(t, done, time.Minute)
+	if res.code == 0 {
+		t.Fatalf("backfill --wait exited 0 after the credentials were rejected:\n%s", res.out)
+	}
+	r := s.bfLastRun()
+	if r.Status != "failed" || r.LastError == nil || !strings.Contains(*r.LastError, "credentials") || r.Deleted != 0 {
+		t.Fatalf("run = %+v; want failed with a credentials error and no inferred deletion", r)
+	}
+}

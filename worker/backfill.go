@@ -221,17 +221,21 @@ func (w *BackfillPageWorker) startRun(ctx context.Context, tx pgx.Tx, is, prov s
 }
 
 // failed records a failed page fetch on the run (visible in status), and
-// decides between snoozing (429), retrying and giving up.
+// decides between snoozing (429), retrying and giving up. Rejected
+// credentials end the run at once: no retry can succeed until an operator
+// fixes them, and `usersync backfill --wait` should say so rather than wait
+// hours of backoff (the next scheduled or manual run starts afresh).
 func (w *BackfillPageWorker) failed(ctx context.Context, is string, job *river.Job[jobs.BackfillPageArgs], r *run, err error) error {
 	a := job.Args
 	var rl *provider.RateLimitedError
 	rateLimited := errors.As(err, &rl)
-	if errors.Is(err, provider.ErrBadCredentials) {
-		w.deps.Logger.Error("provider rejected usersync's credentials: check them", "provider", a.Provider, "err", err)
+	badCredentials := errors.Is(err, provider.ErrBadCredentials)
+	if badCredentials {
+		w.deps.Logger.Error("provider rejected usersync's credentials: check them; backfill run failed", "provider", a.Provider, "err", err)
 		w.deps.Observer.SyncFailed(a.Provider, "bad_credentials", err)
 	}
 	if r != nil {
-		final := !rateLimited && job.Attempt >= job.MaxAttempts
+		final := badCredentials || (!rateLimited && job.Attempt >= job.MaxAttempts)
 		status := "running"
 		if final {
 			status = "failed"
@@ -245,6 +249,9 @@ func (w *BackfillPageWorker) failed(ctx context.Context, is string, job *river.J
 	if rateLimited {
 		w.deps.Logger.Warn("backfill rate limited by provider; waiting", "provider", a.Provider, "retry_after", snoozeFor(rl))
 		return river.JobSnooze(snoozeFor(rl))
+	}
+	if badCredentials {
+		return river.JobCancel(fmt.Errorf("backfill %s: list users: %w", a.Provider, err))
 	}
 	return fmt.Errorf("backfill %s: list users: %w", a.Provider, err)
 }
