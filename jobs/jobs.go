@@ -4,9 +4,11 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -98,12 +100,18 @@ type UserRef struct {
 	UserID   string
 }
 
+// DirtyKey is the metadata key of a running sync_user job that an event for
+// its user arrived while it ran (the value is that transaction's time): the
+// job's fetch may predate the event, so it enqueues another sync when it
+// completes. Marking the job row itself, which the webhook's insert has
+// already locked, takes no other lock.
+const DirtyKey = "usersync_dirty_at"
+
 // EnqueueSyncs enqueues a sync_user job for each user in tx, de-duplicated
 // and in a stable order (so concurrent batches lock jobs in the same order).
-// It returns the users whose job was already running: an event for them may
-// have arrived after the running sync fetched the profile, so the caller
-// must mark them dirty (see worker.MarkDirty).
-func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, refs []UserRef) (running []UserRef, err error) {
+// A user whose job is already running gets that job marked dirty (DirtyKey)
+// instead. It returns how many jobs it marked.
+func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, internalSchema string, refs []UserRef) (marked int, err error) {
 	refs = slices.Clone(refs)
 	slices.SortFunc(refs, func(a, b UserRef) int {
 		if c := strings.Compare(a.Provider, b.Provider); c != 0 {
@@ -118,12 +126,62 @@ func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, refs []UserRef) 
 	}
 	res, err := ins.InsertManyTx(ctx, tx, params)
 	if err != nil {
-		return nil, fmt.Errorf("enqueue %d sync_user jobs: %w", len(params), err)
+		return 0, fmt.Errorf("enqueue %d sync_user jobs: %w", len(params), err)
 	}
-	for i, r := range res {
+	var running []int64
+	for _, r := range res {
 		if r.UniqueSkippedAsDuplicate && r.Job != nil && r.Job.State == rivertype.JobStateRunning {
-			running = append(running, refs[i])
+			running = append(running, r.Job.ID)
 		}
 	}
-	return running, nil
+	if len(running) == 0 {
+		return 0, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE `+pgx.Identifier{internalSchema, "river_job"}.Sanitize()+`
+		SET metadata = metadata || jsonb_build_object('`+DirtyKey+`', now())
+		WHERE id = ANY($1) AND state = 'running'`, running); err != nil {
+		return 0, fmt.Errorf("mark %d running sync_user jobs dirty: %w", len(running), err)
+	}
+	return len(running), nil
+}
+
+// DirtySince reports whether a job's metadata says an event arrived, while
+// it ran, after the time since.
+func DirtySince(metadata []byte, since time.Time) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(metadata, &m) != nil {
+		return false
+	}
+	var at time.Time
+	raw, ok := m[DirtyKey]
+	return ok && json.Unmarshal(raw, &at) == nil && at.After(since)
+}
+
+// resyncUserArgs is a sync_user job without uniqueness. A backfill page
+// enqueues these for users whose stored data it cannot order against its own
+// (see worker.Result.Resync): a unique insert would have to wait for a
+// running sync of the same user while the page holds that user's state row,
+// which that sync waits for in turn.
+type resyncUserArgs SyncUserArgs
+
+func (resyncUserArgs) Kind() string { return KindSyncUser }
+
+func (a resyncUserArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: SyncQueue(a.Provider), MaxAttempts: MaxAttempts}
+}
+
+// EnqueueResyncs enqueues, in tx, one more sync of each user, without
+// coalescing into (or waiting for) jobs already there.
+func EnqueueResyncs(ctx context.Context, tx pgx.Tx, ins Inserter, provider string, userIDs []string) error {
+	if len(userIDs) == 0 {
+		return nil
+	}
+	params := make([]river.InsertManyParams, len(userIDs))
+	for i, id := range userIDs {
+		params[i] = river.InsertManyParams{Args: resyncUserArgs{Provider: provider, UserID: id}}
+	}
+	if _, err := ins.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("enqueue %d resyncs: %w", len(userIDs), err)
+	}
+	return nil
 }

@@ -88,7 +88,7 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 		return fmt.Errorf("backfill %s: begin: %w", a.Provider, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := completeTx(ctx, tx, job); err != nil {
+	if _, err := completeTx(ctx, tx, job); err != nil {
 		return err
 	}
 	if r == nil {
@@ -104,6 +104,11 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 	res, err := b.Store.Upsert(ctx, tx, page.Users, token, &r.id)
 	if err != nil {
 		return fmt.Errorf("backfill %s run %d: %w", a.Provider, r.id, err)
+	}
+	if len(res.Resync) > 0 {
+		if err := enqueueResyncs(ctx, tx, a.Provider, res.Resync); err != nil {
+			return fmt.Errorf("backfill %s run %d: %w", a.Provider, r.id, err)
+		}
 	}
 	recent := make([]string, 0, resumeDepth)
 	for _, u := range page.Users[max(len(page.Users)-resumeDepth, 0):] {

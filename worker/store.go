@@ -39,7 +39,7 @@ type StoreConfig struct {
 // safe for concurrent use.
 type Store struct {
 	StoreConfig
-	upsertSQL, deleteOneSQL, inferSQL, adoptSQL string
+	upsertSQL, deleteStateSQL, deleteOneSQL, inferSQL, adoptSQL string
 }
 
 // NewStore prepares the statements for cfg.
@@ -135,12 +135,11 @@ func (s *Store) prepare() {
   SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $8::timestamptz[])
     AS i(id, raw, name, email, created_at, p_updated_at)
 ), st AS (
-  INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at, seen_run)
-  SELECT $1, id, $9, $10 FROM input ORDER BY id
-  ON CONFLICT (provider, user_id) DO UPDATE
-    SET fetched_at = greatest(s.fetched_at, excluded.fetched_at),
+  INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at, fetched_until, seen_run)
+  SELECT $1, id, $9, now(), $10 FROM input ORDER BY id
+  ON CONFLICT (provider, user_id) DO UPDATE SET `+stateUpdate+`,
         seen_run = coalesce(excluded.seen_run, s.seen_run)
-  RETURNING s.user_id, s.fetched_at, s.dirty_at
+  RETURNING s.user_id, s.fetched_at, s.resync
 ), up AS (
   INSERT INTO %[2]s AS u (%[3]s)
   SELECT %[4]s FROM input i JOIN st ON st.user_id = i.id AND st.fetched_at = $9
@@ -151,39 +150,33 @@ func (s *Store) prepare() {
 )
 SELECT up.id, CASE WHEN up.inserted THEN 'insert' ELSE 'update' END, %[8]s FROM up
 UNION ALL
-SELECT st.user_id, 'dirty', NULL FROM st WHERE st.dirty_at > $9
+SELECT st.user_id, 'stale', NULL FROM st WHERE st.fetched_at <> $9
 UNION ALL
-SELECT st.user_id, 'stale', NULL FROM st WHERE st.fetched_at <> $9`,
+SELECT st.user_id, 'resync', NULL FROM st WHERE st.resync`,
 		is, tbl, strings.Join(cols, ", "), strings.Join(vals, ", "), strings.Join(sets, ", "),
 		strings.Join(olds, ", "), strings.Join(news, ", "), notify)
 
+	// Marking one user deleted takes two statements. The first records the
+	// fetch in user_state, waiting for the user's row lock if a concurrent
+	// write (a backfill page) holds it; the second, with a snapshot taken
+	// after that wait, changes users_sync. In one statement the change
+	// would not see a row the concurrent write inserted while it waited.
 	// $1 provider, $2 user id, $3 fetch token.
+	s.deleteStateSQL = fmt.Sprintf(`INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at, fetched_until) VALUES ($1, $2, $3, now())
+ON CONFLICT (provider, user_id) DO UPDATE SET `+stateUpdate+`
+RETURNING s.fetched_at = $3, s.resync`, is)
 	delNotify := notifyExpr(t.NotifyChannel, "d.id", "'delete'")
-	st := fmt.Sprintf(`WITH st AS (
-  INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at) VALUES ($1, $2, $3)
-  ON CONFLICT (provider, user_id) DO UPDATE SET fetched_at = greatest(s.fetched_at, excluded.fetched_at)
-  RETURNING s.user_id, s.fetched_at, s.dirty_at
-)`, is)
-	dirty := `
-UNION ALL
-SELECT st.user_id, 'dirty', NULL FROM st WHERE st.dirty_at > $3
-UNION ALL
-SELECT st.user_id, 'stale', NULL FROM st WHERE st.fetched_at <> $3`
+	// $1 user id.
 	if s.HardDelete {
-		s.deleteOneSQL = st + fmt.Sprintf(`, d AS (
-  DELETE FROM %[1]s u USING st WHERE u.id = st.user_id AND st.fetched_at = $3 RETURNING u.id
-)
-SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify) + dirty
+		s.deleteOneSQL = fmt.Sprintf(`WITH d AS (DELETE FROM %[1]s u WHERE u.id = $1 RETURNING u.id)
+SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify)
 	} else if t.writable["deleted_at"] {
 		upd := "deleted_at = now()"
 		if t.writable["updated_at"] {
 			upd += ", updated_at = now()"
 		}
-		s.deleteOneSQL = st + fmt.Sprintf(`, d AS (
-  UPDATE %[1]s u SET %[3]s FROM st
-  WHERE u.id = st.user_id AND st.fetched_at = $3 AND u.deleted_at IS NULL RETURNING u.id
-)
-SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify, upd) + dirty
+		s.deleteOneSQL = fmt.Sprintf(`WITH d AS (UPDATE %[1]s u SET %[3]s WHERE u.id = $1 AND u.deleted_at IS NULL RETURNING u.id)
+SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify, upd)
 	}
 
 	// Deletion inference at the end of a complete run: $1 provider, $2 run id,
@@ -217,6 +210,17 @@ WHERE NOT EXISTS (SELECT 1 FROM %[1]s.user_state s WHERE s.provider = $1 AND s.u
 ON CONFLICT DO NOTHING`, is, tbl)
 }
 
+// stateUpdate keeps, per user, the fetch interval of the data users_sync
+// holds: [fetched_at, fetched_until] = [when its fetch began, when the
+// transaction storing it ran]; the provider read the data somewhere inside.
+// A write whose fetch began later wins (fetched_at is the order); but if it
+// began before the stored interval ended, the two reads may have happened
+// in either order, so the write is flagged resync: a sync begun after both
+// settles which is current. (In the SET list, s.* are the old values.)
+const stateUpdate = `fetched_at = greatest(s.fetched_at, excluded.fetched_at),
+        fetched_until = CASE WHEN excluded.fetched_at > s.fetched_at THEN excluded.fetched_until ELSE s.fetched_until END,
+        resync = excluded.fetched_at < s.fetched_until`
+
 func notifyExpr(channel, idExpr, opExpr string) string {
 	if channel == "" {
 		return "NULL"
@@ -233,9 +237,9 @@ type Result struct {
 	// Stale counts users whose stored data was fetched after this write's
 	// data: they were left alone.
 	Stale int
-	// Dirty lists users for whom an event arrived after token: they need
-	// another sync.
-	Dirty []string
+	// Resync lists users whose fetch overlapped the stored data's: neither
+	// is provably newer, so they need another sync.
+	Resync []string
 }
 
 // Changed is the number of rows that changed.
@@ -258,8 +262,8 @@ func collect(rows pgx.Rows) (Result, error) {
 			r.Deleted++
 		case "stale":
 			r.Stale++
-		case "dirty":
-			r.Dirty = append(r.Dirty, id)
+		case "resync":
+			r.Resync = append(r.Resync, id)
 		}
 	}
 	return r, rows.Err()
@@ -296,14 +300,27 @@ func (s *Store) MarkDeleted(ctx context.Context, tx pgx.Tx, userID string, token
 	if s.deleteOneSQL == "" {
 		return Result{}, fmt.Errorf("table %s.users_sync has no writable deleted_at column: set USERSYNC_DELETE_MODE=hard", s.Target.Schema)
 	}
-	rows, err := tx.Query(ctx, s.deleteOneSQL, s.Provider, userID, token)
+	var fresh, resync bool
+	if err := tx.QueryRow(ctx, s.deleteStateSQL, s.Provider, userID, token).Scan(&fresh, &resync); err != nil {
+		return Result{}, fmt.Errorf("mark user %s deleted: %w", userID, err)
+	}
+	var r Result
+	if resync {
+		r.Resync = []string{userID}
+	}
+	if !fresh {
+		r.Stale = 1
+		return r, nil
+	}
+	rows, err := tx.Query(ctx, s.deleteOneSQL, userID)
 	if err != nil {
 		return Result{}, fmt.Errorf("mark user %s deleted: %w", userID, err)
 	}
-	r, err := collect(rows)
+	d, err := collect(rows)
 	if err != nil {
 		return r, fmt.Errorf("mark user %s deleted: %w", userID, err)
 	}
+	r.Deleted = d.Deleted
 	return r, nil
 }
 
@@ -330,18 +347,6 @@ func (s *Store) InferDeletions(ctx context.Context, tx pgx.Tx, runID int64, star
 func (s *Store) Adopt(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, s.adoptSQL, s.Provider); err != nil {
 		return fmt.Errorf("adopt existing rows of %s.users_sync: %w", s.Target.Schema, err)
-	}
-	return nil
-}
-
-// MarkDirty records that events for these users arrived while a sync of
-// them was running, so that sync enqueues another when it finishes.
-func MarkDirty(ctx context.Context, tx pgx.Tx, internalSchema string, providers, userIDs []string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO `+pgx.Identifier{internalSchema}.Sanitize()+`.user_state AS s (provider, user_id, dirty_at)
-SELECT p, u, now() FROM unnest($1::text[], $2::text[]) AS t(p, u) ORDER BY p, u
-ON CONFLICT (provider, user_id) DO UPDATE SET dirty_at = now()`, providers, userIDs)
-	if err != nil {
-		return fmt.Errorf("mark %d users dirty: %w", len(userIDs), err)
 	}
 	return nil
 }

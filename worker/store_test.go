@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -315,5 +316,102 @@ func TestInferDeletionsOnlyUnseenAndNotWrittenSinceRunStart(t *testing.T) {
 		if r := get(t, pool, id); (r.deletedAt != nil) != wantDeleted {
 			t.Errorf("%s deleted=%v, want %v", id, r.deletedAt != nil, wantDeleted)
 		}
+	}
+}
+
+// A fetch that began before the stored data's transaction ran may have read
+// the provider before or after it: the write is flagged for a resync (a
+// fetch begun after both settles it). A fetch begun after it is not.
+func TestOverlappingFetchesAreResynced(t *testing.T) {
+	t.Parallel()
+	pool := setup(t, "")
+	s := newStore(t, pool, false)
+	var dbNow time.Time
+	if err := pool.QueryRow(t.Context(), "SELECT now()").Scan(&dbNow); err != nil {
+		t.Fatal(err)
+	}
+	up := func(name string, token time.Time) worker.Result {
+		return write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
+			return s.Upsert(t.Context(), tx, []provider.User{user("u1", name, nil)}, token, nil)
+		})
+	}
+	if res := up("A", dbNow.Add(-10*time.Second)); len(res.Resync) != 0 {
+		t.Fatalf("first write flagged for resync: %+v", res)
+	}
+	// Began 5 s ago: before the first write's transaction ran.
+	if res := up("B", dbNow.Add(-5*time.Second)); len(res.Resync) != 1 || res.Changed() != 1 {
+		t.Fatalf("overlapping newer-started write: %+v, want it applied and flagged for resync", res)
+	}
+	// Began before the stored fetch began: stale, skipped, and flagged too.
+	if res := up("C", dbNow.Add(-7*time.Second)); len(res.Resync) != 1 || res.Stale != 1 {
+		t.Fatalf("overlapping older write: %+v, want it skipped and flagged for resync", res)
+	}
+	// Began after every stored transaction: plainly newer.
+	if res := up("D", time.Now().Add(time.Second)); len(res.Resync) != 0 || res.Changed() != 1 {
+		t.Fatalf("later write: %+v", res)
+	}
+	write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
+		return s.MarkDeleted(t.Context(), tx, "u1", time.Now().Add(-time.Hour))
+	})
+	if r := get(t, pool, "u1"); r.deletedAt != nil || *r.name != "D" {
+		t.Fatalf("row = %+v", r)
+	}
+}
+
+// Found by TestModel seed 90: a backfill page inserts a user's row while a
+// sync that found the user deleted waits for that user's lock. Once the page
+// commits, the deletion (begun later) must still remove the row: the change
+// to users_sync must see rows committed while it waited.
+func TestDeletionWaitingOnPageSeesItsRow(t *testing.T) {
+	for _, hard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hard=%v", hard), func(t *testing.T) {
+			t.Parallel()
+			pool := setup(t, "")
+			s := newStore(t, pool, hard)
+			var now time.Time
+			if err := pool.QueryRow(t.Context(), "SELECT now()").Scan(&now); err != nil {
+				t.Fatal(err)
+			}
+			page, err := pool.Begin(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer page.Rollback(context.Background())
+			runID := int64(1)
+			if _, err := s.Upsert(t.Context(), page, []provider.User{user("u1", "Ann", nil)}, now.Add(-time.Second), &runID); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan worker.Result, 1)
+			go func() {
+				done <- write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
+					return s.MarkDeleted(t.Context(), tx, "u1", now)
+				})
+			}()
+			// Wait until the deletion is blocked on the page's lock.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				var waiting bool
+				if err := pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+				if waiting {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the deletion never waited for the page's lock")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := page.Commit(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if res := <-done; res.Deleted != 1 {
+				t.Fatalf("deletion after the page committed: %+v, want 1 deleted", res)
+			}
+			r := get(t, pool, "u1")
+			if hard && r != nil || !hard && (r == nil || r.deletedAt == nil) {
+				t.Fatalf("row after the deletion: %+v", r)
+			}
+		})
 	}
 }

@@ -140,8 +140,18 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
 		return fmt.Errorf("sync user %s: %w", a.UserID, err)
 	}
-	if err := completeTx(ctx, tx, job); err != nil {
+	done, err := completeTx(ctx, tx, job)
+	if err != nil {
 		return err
+	}
+	// An event arrived while this job ran, perhaps after its fetch: enqueue
+	// another sync. This comes before the users_sync write, which locks the
+	// user's state row: a unique insert may wait for another job's row, and
+	// must not do so while holding a lock that job's worker needs.
+	if jobs.DirtySince(done.Metadata, token) {
+		if err := insertTx(ctx, tx, jobs.SyncUserArgs{Provider: a.Provider, UserID: a.UserID}); err != nil {
+			return fmt.Errorf("sync user %s: re-enqueue: %w", a.UserID, err)
+		}
 	}
 	var res Result
 	if gone {
@@ -153,9 +163,9 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
 		return fmt.Errorf("sync user %s: %w", a.UserID, err)
 	}
-	if len(res.Dirty) > 0 {
-		if err := insertTx(ctx, tx, jobs.SyncUserArgs{Provider: a.Provider, UserID: a.UserID}); err != nil {
-			return fmt.Errorf("sync user %s: re-enqueue: %w", a.UserID, err)
+	if len(res.Resync) > 0 {
+		if err := enqueueResyncs(ctx, tx, a.Provider, res.Resync); err != nil {
+			return fmt.Errorf("sync user %s: %w", a.UserID, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -194,15 +204,27 @@ func (w *SyncUserWorker) failed(job *river.Job[jobs.SyncUserArgs], err error) er
 // completeTx completes job in tx and checks that it really completed: if the
 // job left the running state (rescued as stuck, cancelled), nothing it wrote
 // may commit.
-func completeTx[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[T]) error {
+func completeTx[T river.JobArgs](ctx context.Context, tx pgx.Tx, job *river.Job[T]) (*river.Job[T], error) {
 	done, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
 	if err != nil {
-		return fmt.Errorf("complete job %d: %w", job.ID, err)
+		return nil, fmt.Errorf("complete job %d: %w", job.ID, err)
 	}
 	if done.State != rivertype.JobStateCompleted {
-		return fmt.Errorf("job %d is no longer running (state %s): not committing", job.ID, done.State)
+		return nil, fmt.Errorf("job %d is no longer running (state %s): not committing", job.ID, done.State)
 	}
-	return nil
+	return done, nil
+}
+
+// enqueueResyncs enqueues one more sync of each user whose stored data this
+// transaction could not order against its own (Result.Resync). The insert is
+// not unique, so it never waits for another job while this transaction holds
+// the users' state rows.
+func enqueueResyncs(ctx context.Context, tx pgx.Tx, prov string, ids []string) error {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	return jobs.EnqueueResyncs(ctx, tx, client, prov, ids)
 }
 
 func insertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs) error {

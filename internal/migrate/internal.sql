@@ -8,8 +8,12 @@ CREATE TABLE IF NOT EXISTS user_state (
   -- when the data now in users_sync began to be fetched (database clock);
   -- a write of data fetched earlier than this is stale and skipped.
   fetched_at timestamptz NOT NULL DEFAULT '-infinity',
-  -- when a webhook arrived while a sync of this user was running.
-  dirty_at   timestamptz,
+  -- when the transaction that stored that data ran: the data was read by
+  -- the provider somewhere between fetched_at and fetched_until.
+  fetched_until timestamptz NOT NULL DEFAULT '-infinity',
+  -- set by the last write when its fetch overlapped the stored one's, so
+  -- neither is provably newer: a fresh sync settles it.
+  resync     boolean     NOT NULL DEFAULT false,
   -- the last backfill run whose pages listed this user.
   seen_run   bigint,
   PRIMARY KEY (provider, user_id)

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/usersync/usersync/jobs"
-	"github.com/usersync/usersync/worker"
 )
 
 // Batcher is a group committer: concurrent deliveries are gathered into one
@@ -143,18 +142,8 @@ func (b *Batcher) commitOnce(refs []jobs.UserRef) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	running, err := jobs.EnqueueSyncs(ctx, tx, b.ins, refs)
-	if err != nil {
+	if _, err := jobs.EnqueueSyncs(ctx, tx, b.ins, b.internalSchema, refs); err != nil {
 		return err
-	}
-	if len(running) > 0 {
-		provs, ids := make([]string, len(running)), make([]string, len(running))
-		for i, r := range running {
-			provs[i], ids[i] = r.Provider, r.UserID
-		}
-		if err := worker.MarkDirty(ctx, tx, b.internalSchema, provs, ids); err != nil {
-			return err
-		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
