@@ -55,3 +55,30 @@ func TestParseUserEvent(t *testing.T) {
 		t.Errorf("validID not applied: %v", err)
 	}
 }
+
+func TestParseAPIURLAndPageSize(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"https://api.clerk.com/v1/": true, "http://127.0.0.1:9/": true,
+		"ftp://x": false, "api.stack-auth.com": false, "https://u:secret@h": false, "https://h/?a=1": false, "https://h/#f": false,
+	} {
+		u, err := provider.ParseAPIURL(raw)
+		if (err == nil) != ok {
+			t.Errorf("%s: err = %v", raw, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: error echoes the URL: %v", raw, err)
+		}
+		if ok && strings.HasSuffix(u.String(), "/") {
+			t.Errorf("%s: trailing slash kept: %s", raw, u)
+		}
+	}
+	if n, err := provider.PageSize(0, 500); n != 500 || err != nil {
+		t.Errorf("PageSize(0) = %d, %v", n, err)
+	}
+	if n, err := provider.PageSize(7, 500); n != 7 || err != nil {
+		t.Errorf("PageSize(7) = %d, %v", n, err)
+	}
+	if _, err := provider.PageSize(501, 500); err == nil {
+		t.Error("PageSize(501, 500) accepted")
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -166,4 +168,32 @@ func Snippet(b []byte, n int) string {
 		}
 	}
 	return string(out)
+}
+
+// ParseAPIURL checks a provider API base URL (STACK_API_URL, CLERK_API_URL,
+// WORKOS_API_URL): absolute http or https, with a host, and no credentials,
+// query or fragment. Trailing slashes are dropped. The error does not echo
+// the URL, which could hold credentials.
+func ParseAPIURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return nil, errors.New("API URL must be an absolute http or https URL")
+	case u.User != nil:
+		return nil, errors.New("API URL must not contain credentials")
+	case u.RawQuery != "" || u.Fragment != "":
+		return nil, errors.New("API URL must not have a query or fragment")
+	}
+	return u, nil
+}
+
+// PageSize returns the list page size to use: n, or max when n is 0.
+func PageSize(n, max int) (int, error) {
+	switch {
+	case n == 0:
+		return max, nil
+	case n < 1 || n > max:
+		return 0, fmt.Errorf("page size %d is outside 1..%d", n, max)
+	}
+	return n, nil
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -75,20 +74,17 @@ func New(cfg Config) (*Client, error) {
 	if apiURL == "" {
 		apiURL = DefaultAPIURL
 	}
-	apiURL = strings.TrimRight(apiURL, "/")
-	u, err := url.Parse(apiURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("clerk: API URL %q is not an http(s) URL", cfg.APIURL)
+	u, err := provider.ParseAPIURL(apiURL)
+	if err != nil {
+		return nil, fmt.Errorf("clerk: %w", err)
 	}
-	if !strings.HasSuffix(u.Path, "/v1") || u.RawQuery != "" || u.Fragment != "" {
+	if !strings.HasSuffix(u.Path, "/v1") {
 		return nil, fmt.Errorf("clerk: API URL %q must end with /v1 (e.g. %s)", cfg.APIURL, DefaultAPIURL)
 	}
-	pageSize := cfg.PageSize
-	switch {
-	case pageSize == 0:
-		pageSize = MaxPageSize
-	case pageSize < 1 || pageSize > MaxPageSize:
-		return nil, fmt.Errorf("clerk: page size %d is outside 1..%d", cfg.PageSize, MaxPageSize)
+	apiURL = u.String()
+	pageSize, err := provider.PageSize(cfg.PageSize, MaxPageSize)
+	if err != nil {
+		return nil, fmt.Errorf("clerk: %w", err)
 	}
 	var wh *svix.Webhook
 	if cfg.WebhookSecret != "" {

@@ -158,18 +158,11 @@ func apiBase(raw string) (string, error) {
 	if raw == "" {
 		raw = DefaultAPIURL
 	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", errors.New("stackauth: APIURL (STACK_API_URL) must be an absolute http or https URL")
+	u, err := provider.ParseAPIURL(raw)
+	if err != nil {
+		return "", fmt.Errorf("stackauth: APIURL (STACK_API_URL): %w", err)
 	}
-	if u.User != nil {
-		return "", errors.New("stackauth: APIURL (STACK_API_URL) must not contain credentials")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", errors.New("stackauth: APIURL (STACK_API_URL) must not have a query or fragment")
-	}
-	p := strings.TrimRight(u.Path, "/")
-	p = strings.TrimSuffix(p, "/api/v1")
+	p := strings.TrimSuffix(u.Path, "/api/v1")
 	u.Path = p + "/api/v1"
 	u.RawPath = ""
 	return u.String(), nil

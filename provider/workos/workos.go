@@ -72,17 +72,14 @@ func New(cfg Config) (*Client, error) {
 	if base == "" {
 		base = DefaultAPIURL
 	}
-	base = strings.TrimRight(base, "/")
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("workos: API URL %q is not an http(s) base URL", cfg.APIURL)
+	u, err := provider.ParseAPIURL(base)
+	if err != nil {
+		return nil, fmt.Errorf("workos: %w", err)
 	}
-	pageSize := cfg.PageSize
-	switch {
-	case pageSize == 0:
-		pageSize = MaxPageSize
-	case pageSize < 1 || pageSize > MaxPageSize:
-		return nil, fmt.Errorf("workos: page size %d is outside 1..%d", cfg.PageSize, MaxPageSize)
+	base = u.String()
+	pageSize, err := provider.PageSize(cfg.PageSize, MaxPageSize)
+	if err != nil {
+		return nil, fmt.Errorf("workos: %w", err)
 	}
 	var hc http.Client
 	if cfg.HTTPClient != nil {
