@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/usersync/usersync/internal/config"
@@ -181,12 +182,22 @@ func Serve(ctx context.Context, env *Env, autoMigrate bool, ready chan<- string)
 	hs := &http.Server{Handler: srv.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBg()
-	if err := core.start(bg); err != nil {
+	var wg sync.WaitGroup
+	defer func() {
+		// Background goroutines end before the pool closes (deferred above).
+		stopBg()
+		wg.Wait()
+	}()
+	if err := core.start(bg, &wg); err != nil {
 		ln.Close()
 		return err
 	}
-	go core.Metrics.Sample(bg, core.Pool, cfg.InternalSchema, 15*time.Second, logger)
+	// One sample before serving, so the first scrape already has the jobs
+	// and backfill-age gauges.
+	if err := core.Metrics.SampleOnce(ctx, core.Pool, cfg.InternalSchema); err != nil {
+		logger.Debug("metrics sample failed", "err", err)
+	}
+	wg.Go(func() { core.Metrics.Sample(bg, core.Pool, cfg.InternalSchema, 15*time.Second, logger) })
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- hs.Serve(ln) }()
 	logger.Info("usersync serving", "addr", ln.Addr().String(), "workers", cfg.Workers, "providers", providerNames(core))
@@ -217,8 +228,8 @@ func providerNames(core *Core) string {
 }
 
 // start starts River (when this process works jobs) and the status flusher.
-func (c *Core) start(ctx context.Context) error {
-	go c.Status.Run(ctx, c.Pool, c.Env.Config.InternalSchema, time.Second, c.Env.Logger)
+func (c *Core) start(ctx context.Context, wg *sync.WaitGroup) error {
+	wg.Go(func() { c.Status.Run(ctx, c.Pool, c.Env.Config.InternalSchema, time.Second, c.Env.Logger) })
 	if !c.Working {
 		return nil
 	}
@@ -270,8 +281,12 @@ to scale out. On a database that was never migrated it exits with an error namin
 	}
 	defer core.Pool.Close()
 	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBg()
-	if err := core.start(bg); err != nil {
+	var wg sync.WaitGroup
+	defer func() {
+		stopBg()
+		wg.Wait()
+	}()
+	if err := core.start(bg, &wg); err != nil {
 		return err
 	}
 	env.Logger.Info("usersync worker running", "workers", env.Config.Workers, "providers", providerNames(core))

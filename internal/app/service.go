@@ -182,6 +182,9 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	if err != nil {
 		return nil, err
 	}
+	for _, p := range ps {
+		m.AddProviders(p.Name())
+	}
 	bindings := map[string]*worker.Binding{}
 	for _, p := range ps {
 		t, err := worker.LoadTarget(ctx, pool, schemas[p.Name()], c.NotifyChannelFor(schemas[p.Name()]))

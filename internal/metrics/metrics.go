@@ -6,8 +6,10 @@ package metrics
 import (
 	"context"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,7 +33,24 @@ type Metrics struct {
 	jobs          *prometheus.GaugeVec
 	badCreds      *prometheus.GaugeVec
 	status        *StatusRecorder
+
+	mu        sync.Mutex
+	providers []string // as given to AddProviders
 }
+
+// Outcomes of sync_user jobs, as the "outcome" label of usersync_syncs_total.
+var syncOutcomes = []string{"changed", "unchanged", "deleted", "stale",
+	"rate_limited", "bad_credentials", "provider_error", "database_error"}
+
+// userEventTypes are the user event types every provider sends (all three
+// name them alike); their series exist from start.
+var userEventTypes = []string{"user.created", "user.updated", "user.deleted"}
+
+// statusClasses are the values of the "status_class" label.
+var statusClasses = []string{"2xx", "3xx", "4xx", "429", "5xx", "error"}
+
+// jobStates are River's job states, as the "state" label of usersync_river_jobs.
+var jobStates = []string{"available", "cancelled", "completed", "discarded", "pending", "retryable", "running", "scheduled"}
 
 // New registers every metric family, plus Go and process collectors.
 func New(status *StatusRecorder) *Metrics {
@@ -63,7 +82,7 @@ func New(status *StatusRecorder) *Metrics {
 			Name: "usersync_backfill_users_total", Help: "Users listed by backfill pages, by provider.",
 		}, []string{"provider"}),
 		lastBackfill: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "usersync_backfill_last_complete_age_seconds", Help: "Age of the last complete backfill run, by provider (absent if none).",
+			Name: "usersync_backfill_last_complete_age_seconds", Help: "Age of the last complete backfill run, by provider (+Inf while none has completed).",
 		}, []string{"provider"}),
 		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "usersync_river_jobs", Help: "River jobs by queue and state (sampled).",
@@ -76,6 +95,49 @@ func New(status *StatusRecorder) *Metrics {
 		m.lastBackfill, m.jobs, m.badCreds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// AddProviders creates every series of the named providers at zero (and the
+// age of their last complete backfill at +Inf until a sample says
+// otherwise), so that /metrics shows them, and alerts on them can fire,
+// before any traffic arrives.
+func (m *Metrics) AddProviders(names ...string) {
+	m.mu.Lock()
+	m.providers = append(m.providers, names...)
+	m.mu.Unlock()
+	for _, p := range names {
+		for _, t := range userEventTypes {
+			m.webhooks.WithLabelValues(p, t, "enqueued")
+		}
+		for _, o := range syncOutcomes {
+			m.syncs.WithLabelValues(p, o)
+		}
+		m.lag.WithLabelValues(p)
+		for _, c := range statusClasses {
+			m.apiRequests.WithLabelValues(p, c)
+			m.apiDuration.WithLabelValues(p, c)
+		}
+		m.backfillPages.WithLabelValues(p)
+		m.backfillUsers.WithLabelValues(p)
+		m.badCreds.WithLabelValues(p).Set(0)
+		m.lastBackfill.WithLabelValues(p).Set(math.Inf(1))
+		m.zeroJobs(p)
+	}
+}
+
+// zeroJobs creates the job series of provider p's queues at zero.
+func (m *Metrics) zeroJobs(p string) {
+	for _, q := range []string{"sync_" + p, "backfill_" + p} {
+		for _, st := range jobStates {
+			m.jobs.WithLabelValues(q, st).Set(0)
+		}
+	}
+}
+
+func (m *Metrics) providerNames() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.providers...)
 }
 
 // Handler serves the registry in the Prometheus text format.
@@ -154,16 +216,15 @@ func statusClass(code int) string {
 }
 
 // Sample refreshes the sampled gauges (jobs by queue and state, age of the
-// last complete backfill) every interval until ctx is done. One cheap query
-// each time.
+// last complete backfill) at once and then every interval until ctx is done.
+// One cheap query each time.
 func (m *Metrics) Sample(ctx context.Context, db interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, internalSchema string, interval time.Duration, logger *slog.Logger) {
-	is := pgx.Identifier{internalSchema}.Sanitize()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := m.sampleOnce(ctx, db, is); err != nil && ctx.Err() == nil {
+		if err := m.SampleOnce(ctx, db, internalSchema); err != nil && ctx.Err() == nil {
 			logger.Debug("metrics sample failed", "err", err)
 		}
 		select {
@@ -174,6 +235,13 @@ func (m *Metrics) Sample(ctx context.Context, db interface {
 	}
 }
 
+// SampleOnce refreshes the sampled gauges once.
+func (m *Metrics) SampleOnce(ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, internalSchema string) error {
+	return m.sampleOnce(ctx, db, pgx.Identifier{internalSchema}.Sanitize())
+}
+
 func (m *Metrics) sampleOnce(ctx context.Context, db interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, is string) error {
@@ -182,6 +250,9 @@ func (m *Metrics) sampleOnce(ctx context.Context, db interface {
 		return err
 	}
 	m.jobs.Reset()
+	for _, p := range m.providerNames() {
+		m.zeroJobs(p)
+	}
 	for rows.Next() {
 		var q, s string
 		var n int64

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,6 +18,14 @@ import (
 type StatusRecorder struct {
 	mu    sync.Mutex
 	dirty map[string]*providerStatus
+	// db and schema are set by Run: a credential rejection is written at
+	// once, so that `usersync status` never sees the failed job before it.
+	db     execer
+	schema string
+}
+
+type execer interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 }
 
 type providerStatus struct {
@@ -61,17 +70,39 @@ func (s *StatusRecorder) Failed(p, kind string, err error) {
 	if len(st.errMsg) > 500 {
 		st.errMsg = st.errMsg[:500]
 	}
-	if kind == "bad_credentials" {
+	urgent := kind == "bad_credentials"
+	if urgent {
 		st.badCreds = st.lastError
 	}
+	db, schema := s.db, s.schema
+	s.mu.Unlock()
+	if urgent && db != nil {
+		// Before the worker returns, hence before River records the job's
+		// error: status then reports the rejection as soon as it reports
+		// the error. A failure here leaves it for the next timed flush.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.Flush(ctx, db, schema)
+	}
+}
+
+// Attach names the database that a credential rejection is written to at
+// once (Run attaches the one it flushes to).
+func (s *StatusRecorder) Attach(db execer, internalSchema string) {
+	s.mu.Lock()
+	s.db, s.schema = db, internalSchema
 	s.mu.Unlock()
 }
 
 // Run flushes recorded status every interval until ctx is done, then once
 // more.
-func (s *StatusRecorder) Run(ctx context.Context, db interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-}, internalSchema string, interval time.Duration, logger *slog.Logger) {
+func (s *StatusRecorder) Run(ctx context.Context, db execer, internalSchema string, interval time.Duration, logger *slog.Logger) {
+	s.Attach(db, internalSchema)
+	defer func() {
+		s.mu.Lock()
+		s.db = nil
+		s.mu.Unlock()
+	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -89,14 +120,18 @@ func (s *StatusRecorder) Run(ctx context.Context, db interface {
 	}
 }
 
-// Flush writes what was recorded since the last flush.
-func (s *StatusRecorder) Flush(ctx context.Context, db interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-}, internalSchema string) error {
+// Flush writes what was recorded since the last flush. What it could not
+// write is kept for the next one.
+func (s *StatusRecorder) Flush(ctx context.Context, db execer, internalSchema string) (err error) {
 	s.mu.Lock()
 	pending := s.dirty
 	s.dirty = map[string]*providerStatus{}
 	s.mu.Unlock()
+	defer func() {
+		if err != nil {
+			s.restore(pending)
+		}
+	}()
 	nt := func(t time.Time) *time.Time {
 		if t.IsZero() {
 			return nil
@@ -120,8 +155,31 @@ ON CONFLICT (provider) DO UPDATE SET
   credentials_ok_at = greatest(s.credentials_ok_at, excluded.credentials_ok_at)`,
 			p, nt(st.lastWebhook), nt(st.lastSync), msg, nt(st.lastError), nt(st.badCreds))
 		if err != nil {
-			return err
+			return fmt.Errorf("write provider status of %s: %w", p, err)
 		}
+		delete(pending, p)
 	}
 	return nil
+}
+
+// restore merges statuses a failed flush did not write back into what is
+// waiting, keeping the newer of each field.
+func (s *StatusRecorder) restore(pending map[string]*providerStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	later := func(a, b time.Time) time.Time {
+		if b.After(a) {
+			return b
+		}
+		return a
+	}
+	for p, old := range pending {
+		cur := s.get(p)
+		cur.lastWebhook = later(cur.lastWebhook, old.lastWebhook)
+		cur.lastSync = later(cur.lastSync, old.lastSync)
+		cur.badCreds = later(cur.badCreds, old.badCreds)
+		if old.lastError.After(cur.lastError) {
+			cur.lastError, cur.errMsg = old.lastError, old.errMsg
+		}
+	}
 }
