@@ -28,6 +28,14 @@ type Batcher struct {
 	wg             sync.WaitGroup
 	closeOnce      sync.Once
 	closed         chan struct{}
+	// sending is read-held by every Submit while it hands its request to
+	// the writers, and write-held by Close while it closes: a request is
+	// either queued before the writers start draining for the last time,
+	// or refused with ErrClosed; never queued for writers that are gone.
+	sending sync.RWMutex
+	// beforeSend, when set (by tests), runs as a Submit is about to hand
+	// its request over.
+	beforeSend func()
 }
 
 type pending struct {
@@ -59,27 +67,44 @@ func NewBatcher(db interface {
 // Submit enqueues a sync_user job for ref and returns once it is committed.
 func (b *Batcher) Submit(ctx context.Context, ref jobs.UserRef) error {
 	p := &pending{ref: ref, done: make(chan error, 1)}
-	select {
-	case <-b.closed:
-		return ErrClosed
-	default:
-	}
-	select {
-	case b.reqs <- p:
-	case <-b.closed:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := b.send(ctx, p); err != nil {
+		return err
 	}
 	// Wait for the outcome even if the client goes away: the answer is only
 	// meaningful once the batch is decided.
 	return <-p.done
 }
 
-// Close stops accepting deliveries, lets the writers finish what is queued,
-// and waits for them. Call it after the HTTP server has shut down.
+func (b *Batcher) send(ctx context.Context, p *pending) error {
+	if b.beforeSend != nil {
+		b.beforeSend()
+	}
+	b.sending.RLock()
+	defer b.sending.RUnlock()
+	select {
+	case <-b.closed:
+		return ErrClosed
+	default:
+	}
+	// The writers run until closed, which cannot happen while this holds
+	// the read lock, so the send completes unless ctx ends.
+	select {
+	case b.reqs <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting deliveries (Submit then returns ErrClosed), lets the
+// writers finish what is queued, and waits for them. Call it after the HTTP
+// server has shut down.
 func (b *Batcher) Close() {
-	b.closeOnce.Do(func() { close(b.closed) })
+	b.closeOnce.Do(func() {
+		b.sending.Lock()
+		close(b.closed)
+		b.sending.Unlock()
+	})
 	b.wg.Wait()
 }
 

@@ -1,0 +1,184 @@
+package webhook_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/internal/webhook"
+	"github.com/usersync/usersync/jobs"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.RunMain(m)) }
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newBatcher returns a batcher over a freshly migrated database, with an
+// insert-only River client, and the pool to inspect it.
+func newBatcher(t *testing.T) (*webhook.Batcher, *pgxpool.Pool) {
+	t.Helper()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t), 6)
+	if err := migrate.Run(t.Context(), pool, migrate.Plan{InternalSchema: "usersync"}, discard); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: "usersync", Logger: discard})
+	if err != nil {
+		t.Fatalf("river client: %v", err)
+	}
+	b := webhook.NewBatcher(pool, client, "usersync", 2, 64, discard)
+	t.Cleanup(b.Close)
+	return b, pool
+}
+
+func syncJobsOf(t *testing.T, pool *pgxpool.Pool, ids []string) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM usersync.river_job
+		WHERE kind = 'sync_user' AND args->>'user_id' = ANY($1)`, ids).Scan(&n); err != nil {
+		t.Fatalf("count jobs: %v", err)
+	}
+	return n
+}
+
+// Concurrent deliveries are committed (in shared transactions) before
+// Submit returns, one job per user.
+func TestBatcherCommitsBeforeAnswering(t *testing.T) {
+	t.Parallel()
+	b, pool := newBatcher(t)
+	var wg sync.WaitGroup
+	ids := make([]string, 200)
+	errs := make([]error, len(ids))
+	for i := range ids {
+		ids[i] = fmt.Sprintf("user_%03d", i)
+		wg.Go(func() {
+			errs[i] = b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: ids[i]})
+			if errs[i] == nil && syncJobsOf(t, pool, ids[i:i+1]) != 1 {
+				errs[i] = errors.New("answered before its job was committed")
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("submit %s: %v", ids[i], err)
+		}
+	}
+	if n := syncJobsOf(t, pool, ids); n != len(ids) {
+		t.Errorf("%d sync_user jobs, want %d", n, len(ids))
+	}
+}
+
+func TestSubmitAfterCloseReturnsError(t *testing.T) {
+	t.Parallel()
+	b, pool := newBatcher(t)
+	b.Close()
+	err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: "user_late"})
+	if !errors.Is(err, webhook.ErrClosed) {
+		t.Errorf("Submit after Close = %v, want ErrClosed", err)
+	}
+	if n := syncJobsOf(t, pool, []string{"user_late"}); n != 0 {
+		t.Errorf("%d jobs enqueued after Close, want 0", n)
+	}
+}
+
+// A Submit caught between deciding to send and sending while Close runs to
+// the end (its writers gone) returns ErrClosed instead of waiting forever
+// for an answer no writer will give.
+func TestSubmitPausedAcrossCloseReturns(t *testing.T) {
+	t.Parallel()
+	for round := range 10 {
+		b, pool := newBatcher(t)
+		paused, resume := make(chan struct{}), make(chan struct{})
+		webhook.SetBeforeSend(b, func() {
+			close(paused)
+			<-resume
+		})
+		id := fmt.Sprintf("user_paused_%d", round)
+		result := make(chan error, 1)
+		go func() { result <- b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: id}) }()
+		<-paused
+		b.Close() // returns once the writers are gone
+		close(resume)
+		select {
+		case err := <-result:
+			if !errors.Is(err, webhook.ErrClosed) {
+				t.Errorf("round %d: Submit paused across Close = %v, want ErrClosed", round, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: Submit paused across Close never returned", round)
+		}
+		if n := syncJobsOf(t, pool, []string{id}); n != 0 {
+			t.Errorf("round %d: %d jobs for a refused delivery", round, n)
+		}
+	}
+}
+
+// Submits racing Close each return: committed (and then really in the
+// database) or ErrClosed (and then not). None waits for a writer that is
+// gone. Many goroutines submit in a loop so that some are caught between
+// deciding to send and sending when Close happens.
+func TestSubmitRacingCloseAlwaysReturns(t *testing.T) {
+	t.Parallel()
+	for round := range 3 {
+		b, pool := newBatcher(t)
+		var (
+			wg        sync.WaitGroup
+			mu        sync.Mutex
+			committed []string
+			refused   []string
+			started   = make(chan struct{}, 1)
+		)
+		for g := range 200 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					id := fmt.Sprintf("user_%d_%d_%d", round, g, i)
+					err := b.Submit(t.Context(), jobs.UserRef{Provider: "workos", UserID: id})
+					mu.Lock()
+					if err == nil {
+						committed = append(committed, id)
+					} else {
+						refused = append(refused, id)
+					}
+					mu.Unlock()
+					select {
+					case started <- struct{}{}:
+					default:
+					}
+					if err != nil {
+						if !errors.Is(err, webhook.ErrClosed) {
+							t.Errorf("submit %s: %v", id, err)
+						}
+						return
+					}
+				}
+			})
+		}
+		<-started
+		b.Close()
+		returned := make(chan struct{})
+		go func() { wg.Wait(); close(returned) }()
+		select {
+		case <-returned:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: a Submit racing Close never returned", round)
+		}
+		if n := syncJobsOf(t, pool, committed); n != len(committed) {
+			t.Errorf("round %d: %d of %d deliveries answered committed have a job", round, n, len(committed))
+		}
+		if n := syncJobsOf(t, pool, refused); n != 0 {
+			t.Errorf("round %d: %d refused deliveries have a job", round, n)
+		}
+	}
+}
