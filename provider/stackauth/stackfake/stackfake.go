@@ -111,7 +111,7 @@ type Fake struct {
 	requests atomic.Int64
 }
 
-var _ providertest.Fake = (*Fake)(nil)
+var _ providertest.HiddenUsersFake = (*Fake)(nil)
 
 // New starts a fake Stack Auth server with no users. It panics if
 // opts.WebhookSecret is set but is not a valid Svix secret (a programming
@@ -250,6 +250,13 @@ func (f *Fake) CreateAnonymousUser() string { return f.create(kindAnonymous) }
 // its id. The list leaves such users out unless asked with
 // include_restricted=true or include_anonymous=true.
 func (f *Fake) CreateRestrictedUser() string { return f.create(kindRestricted) }
+
+// CreateHiddenUsers creates the users that Stack Auth's list leaves out
+// unless asked: two anonymous users and two restricted by an administrator
+// (implementing [providertest.HiddenUsersFake]).
+func (f *Fake) CreateHiddenUsers() []string {
+	return []string{f.CreateAnonymousUser(), f.CreateRestrictedUser(), f.CreateAnonymousUser(), f.CreateRestrictedUser()}
+}
 
 // UpgradeAnonymousUser turns an anonymous user into a regular one with the
 // same id and sign-up time, as signing up from an anonymous session does;
