@@ -3,11 +3,14 @@ package integration_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/usersync/usersync/internal/stacksnap"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
 )
@@ -328,5 +331,105 @@ func TestStackUpperCaseIDs(t *testing.T) {
 	}
 	if n := s.Int(`SELECT count(*) FROM ` + s.is() + `.user_state WHERE user_id <> lower(user_id)`); n != 0 {
 		t.Errorf("%d per-user state rows under an upper-case id", n)
+	}
+}
+
+// stackRealPayload reads the webhook body of one of Stack Auth's own e2e
+// snapshots of a Svix message, with the user id it names replaced by id;
+// the test is skipped when the snapshots are not available.
+func stackRealPayload(t *testing.T, file, id string) []byte {
+	t.Helper()
+	dir, err := stacksnap.Dir("stackauth")
+	if err != nil {
+		t.Skipf("Stack Auth's own e2e snapshots are not available: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := stacksnap.ParseWebhookMessage(b, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return withDataID(t, p, id)
+}
+
+// withDataID returns body with data.id set to id (the rest unchanged).
+func withDataID(t *testing.T, body []byte, id string) []byte {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(m["data"], &data); err != nil {
+		t.Fatal(err)
+	}
+	data["id"], _ = json.Marshal(id)
+	m["data"], _ = json.Marshal(data)
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// TestStackRealWebhookBodies: each webhook body Stack Auth itself sent,
+// signed afresh with Svix, is accepted by the webhook endpoint and leads to
+// the row of the user it names, as the provider serves that user; the
+// dashboard's stack.test event is answered 2xx and enqueues nothing.
+func TestStackRealWebhookBodies(t *testing.T) {
+	t.Parallel()
+	s, f := newStackSystem(t, stackfake.Options{Seed: 14}, nil)
+	p := s.Start(nil, "serve")
+	post := func(body []byte) {
+		t.Helper()
+		if code := s.Post(p.Addr, body, f.SignWebhook(body, time.Now())); code < 200 || code > 299 {
+			t.Fatalf("webhook %s answered %d", body, code)
+		}
+	}
+	rowIs := func(id string, deleted bool) func() string {
+		return func() string {
+			r, ok := s.Rows()[id]
+			switch {
+			case !ok:
+				return "no row for " + id
+			case deleted && r.DeletedAt == nil:
+				return "not marked deleted: " + id
+			case !deleted && (r.DeletedAt != nil || !jsonEqual(r.Raw, f.Snapshot()[id], nil)):
+				return fmt.Sprintf("row of %s differs from the provider: %s", id, r.Raw)
+			}
+			return ""
+		}
+	}
+
+	id := f.CreateUser()
+	post(stackRealPayload(t, "webhook_user.created.svix-message.e2e-inline-snapshot.txt", id))
+	Eventually(t, 15*time.Second, "user.created leads to the row", rowIs(id, false))
+
+	f.UpdateUser(id)
+	post(stackRealPayload(t, "webhook_user.updated.svix-message.e2e-inline-snapshot.txt", id))
+	Eventually(t, 15*time.Second, "user.updated leads to the new row", rowIs(id, false))
+
+	// Stack Auth's own anonymous user object, sent as a user.created event.
+	dir, _ := stacksnap.Dir("stackauth")
+	b, err := os.ReadFile(filepath.Join(dir, "POST_users.anonymous_user.server.e2e-inline-snapshot.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anonObj, err := stacksnap.ParseResponse(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := f.CreateAnonymousUser()
+	post(withDataID(t, []byte(`{"type":"user.created","data":`+string(anonObj.Body)+`}`), anon))
+	Eventually(t, 15*time.Second, "an anonymous user's user.created leads to its row", rowIs(anon, false))
+
+	f.DeleteUser(id)
+	post(stackRealPayload(t, "webhook_user.deleted.svix-message.e2e-inline-snapshot.txt", id))
+	Eventually(t, 15*time.Second, "user.deleted marks the row deleted", rowIs(id, true))
+
+	Eventually(t, 15*time.Second, "syncs done", s.Idle)
+	jobs := s.AllJobs()
+	post([]byte(`{"type":"stack.test","data":{"message":"Stack webhook test event triggered from the Stack dashboard.","endpointUrl":"https://example.com/webhooks/stackauth"}}`))
+	if n := s.AllJobs(); n != jobs {
+		t.Errorf("stack.test enqueued %d jobs", n-jobs)
 	}
 }
