@@ -2,9 +2,18 @@
 // through Stack Auth's server REST API and verifies and parses the webhooks
 // Stack Auth sends through Svix.
 //
-// It is the only code in usersync that knows Stack Auth's wire format (see
-// shared/reference/providers.md §1). Callers use it through
-// [provider.Provider].
+// It is the only code in usersync that knows Stack Auth's wire format.
+// Callers use it through [provider.Provider].
+//
+// What it relies on: server requests carry x-stack-access-type: server,
+// x-stack-project-id and x-stack-secret-server-key (newer Stack Auth
+// versions, renamed Hexclave, also read x-hexclave-* headers and still
+// accept these); GET /api/v1/users/{id} returns any user, anonymous and
+// restricted ones included, or 404 USER_NOT_FOUND; GET /api/v1/users
+// leaves anonymous and restricted users out unless the request asks for
+// them (include_anonymous=true lists everyone); user ids are UUIDs compared
+// without regard to case; webhooks are {"type","data"} bodies signed by
+// Svix, and user.deleted carries only the id (and teams).
 package stackauth
 
 import (

@@ -1,7 +1,15 @@
 // Package stackfake is an in-process imitation of Stack Auth's server REST API
-// and of the Svix-signed webhooks it sends, faithful to
-// shared/reference/providers.md §1 and §6, with fault injection. It backs the
-// Stack Auth tests and the demo.
+// and of the Svix-signed webhooks it sends, with fault injection. It backs
+// the Stack Auth tests and the demo.
+//
+// Like the real API, it leaves anonymous and restricted users out of
+// GET /api/v1/users unless asked (include_restricted=true adds restricted
+// users, include_anonymous=true lists everyone, only_anonymous=true without
+// include_anonymous=true is a 400), while GET /api/v1/users/{id} and the
+// webhooks show every user; its user objects carry every field the real
+// ones do (is_anonymous, is_restricted, restricted_reason,
+// restricted_by_admin*, country_code, risk_scores, ...), and its errors
+// are Stack Auth's known-error bodies with the X-Stack-Known-Error header.
 //
 // It keeps users compactly (about 100 bytes each: the JSON of a user is
 // rendered on demand, deterministically from the seed, the id and a profile
