@@ -433,3 +433,17 @@ func TestStackRealWebhookBodies(t *testing.T) {
 		t.Errorf("stack.test enqueued %d jobs", n-jobs)
 	}
 }
+
+// TestAnonymousConfigError: a bad USERSYNC_ANONYMOUS stops the binary at
+// start with one line naming the variable.
+func TestAnonymousConfigError(t *testing.T) {
+	t.Parallel()
+	s := NewSystem(t, "stackauth", map[string]string{"_NO_MIGRATE": "1"})
+	for _, cmd := range []string{"serve", "worker", "backfill"} {
+		code, out := s.Run(map[string]string{"USERSYNC_ANONYMOUS": "sometimes"}, cmd)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code == 0 || len(lines) != 1 || !strings.Contains(out, "USERSYNC_ANONYMOUS") {
+			t.Errorf("%s with USERSYNC_ANONYMOUS=sometimes: exit %d, output %q; want non-zero and one line naming the variable", cmd, code, out)
+		}
+	}
+}
