@@ -164,6 +164,10 @@ func TestUpperCaseIDsCanonical(t *testing.T) {
 		}
 		check(u, strings.ToLower(id))
 	}
+	page, err := c.ListUsers(context.Background(), "")
+	if err != nil || page.Next != ids[5] {
+		t.Fatalf("first page: next cursor %q, %v; want the lower-case id %s", page.Next, err, ids[5])
+	}
 	listed := listIDs(t, c)
 	if len(listed) != len(ids) {
 		t.Fatalf("listed %d users, want %d", len(listed), len(ids))

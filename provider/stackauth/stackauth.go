@@ -301,8 +301,11 @@ func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, e
 	}
 	if resp.Pagination != nil && resp.Pagination.NextCursor != nil {
 		page.Next = *resp.Pagination.NextCursor
+		if IsUUID(page.Next) {
+			page.Next = strings.ToLower(page.Next) // a user id: see canonicalID
+		}
 	}
-	if page.Next != "" && page.Next == cursor {
+	if page.Next != "" && strings.EqualFold(page.Next, cursor) {
 		return provider.Page{}, fmt.Errorf("%s: the API returned the same cursor as next_cursor (refusing to loop)", what)
 	}
 	return page, nil
