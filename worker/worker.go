@@ -160,7 +160,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	}
 	var res Result
 	if excluded {
-		res, err = syncExcludedAnonymous(ctx, tx, b.Store, a.UserID, token)
+		res, err = syncExcludedAnonymous(ctx, tx, b.Store, user.ID, token)
 	} else if gone {
 		res, err = b.Store.MarkDeleted(ctx, tx, a.UserID, token)
 	} else {
