@@ -56,6 +56,9 @@ type User struct {
 	UpdatedAt *time.Time
 	// Raw is the provider's full user object exactly as received.
 	Raw json.RawMessage
+	// Anonymous reports a Stack Auth anonymous user (is_anonymous in its
+	// profile); always false for providers without anonymous users.
+	Anonymous bool
 }
 
 // Page is one page of a provider's user list.

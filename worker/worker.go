@@ -30,6 +30,10 @@ type DB interface {
 type Binding struct {
 	Provider provider.Provider
 	Store    *Store
+	// ExcludeAnonymous leaves anonymous users (provider.User.Anonymous) out
+	// of users_sync on the sync path as the provider's list leaves them out
+	// of backfills (USERSYNC_ANONYMOUS=exclude): see syncExcludedAnonymous.
+	ExcludeAnonymous bool
 }
 
 // Observer receives what workers did, for metrics and status. Every method
@@ -125,6 +129,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	token := *job.AttemptedAt
 	user, err := b.Provider.FetchUser(ctx, a.UserID)
 	gone := errors.Is(err, provider.ErrUserNotFound)
+	excluded := err == nil && user.Anonymous && b.ExcludeAnonymous
 	if err != nil && !gone {
 		return w.failed(job, err)
 	}
@@ -154,7 +159,9 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		}
 	}
 	var res Result
-	if gone {
+	if excluded {
+		res, err = syncExcludedAnonymous(ctx, tx, b.Store, user.ID, token)
+	} else if gone {
 		res, err = b.Store.MarkDeleted(ctx, tx, a.UserID, token)
 	} else {
 		res, err = b.Store.Upsert(ctx, tx, []provider.User{user}, token, nil)

@@ -111,7 +111,8 @@ func (e *Env) Providers(m *metrics.Metrics) ([]provider.Provider, map[string]str
 	schemas := map[string]string{}
 	if c.Stack != nil {
 		p, err := stackauth.New(stackauth.Config{ProjectID: c.Stack.ProjectID, SecretServerKey: c.Stack.SecretServerKey,
-			WebhookSecret: c.Stack.WebhookSecret, APIURL: c.Stack.APIURL, HTTPClient: client("stackauth")})
+			WebhookSecret: c.Stack.WebhookSecret, APIURL: c.Stack.APIURL, HTTPClient: client("stackauth"),
+			ExcludeAnonymous: c.ExcludeAnonymous()})
 		if err != nil {
 			return nil, nil, fmt.Errorf("STACK_*: %w", err)
 		}
@@ -197,7 +198,7 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 		bindings[p.Name()] = &worker.Binding{Provider: p, Store: worker.NewStore(worker.StoreConfig{
 			Provider: p.Name(), InternalSchema: c.InternalSchema, Target: t,
 			HardDelete: c.DeleteMode == config.DeleteHard, Redact: c.Redact,
-		})}
+		}), ExcludeAnonymous: c.ExcludeAnonymous()}
 	}
 	rw := river.NewWorkers()
 	worker.Register(rw, worker.Deps{DB: pool, Bindings: bindings, Logger: e.Logger, Observer: m, BackfillInterval: c.BackfillInterval})

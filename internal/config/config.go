@@ -37,6 +37,8 @@ type Config struct {
 	// NotifyChannel is the pg_notify channel for changes; "" = off.
 	NotifyChannel    string
 	notifyChannelSet bool
+	// Anonymous is USERSYNC_ANONYMOUS: AnonymousInclude or AnonymousExclude.
+	Anonymous string
 
 	Stack  *StackConfig
 	Clerk  *ClerkConfig
@@ -173,6 +175,9 @@ func Load(lookupEnv func(string) (string, bool), requireDB bool) (*Config, error
 		c.LogFormat = v
 	}
 	if err := c.loadProviders(getenv); err != nil {
+		return nil, err
+	}
+	if err := c.loadAnonymous(getenv); err != nil {
 		return nil, err
 	}
 	if v, ok := lookupEnv("USERSYNC_NOTIFY_CHANNEL"); ok {

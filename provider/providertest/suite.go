@@ -44,6 +44,8 @@ func Run(t *testing.T, newFake func(t *testing.T) Fake) {
 		return f
 	}
 
+	runHiddenUsers(t, fresh)
+
 	t.Run("FetchUser", func(t *testing.T) {
 		t.Parallel()
 		f := fresh(t)

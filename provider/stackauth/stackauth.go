@@ -2,9 +2,18 @@
 // through Stack Auth's server REST API and verifies and parses the webhooks
 // Stack Auth sends through Svix.
 //
-// It is the only code in usersync that knows Stack Auth's wire format (see
-// shared/reference/providers.md §1). Callers use it through
-// [provider.Provider].
+// It is the only code in usersync that knows Stack Auth's wire format.
+// Callers use it through [provider.Provider].
+//
+// What it relies on: server requests carry x-stack-access-type: server,
+// x-stack-project-id and x-stack-secret-server-key (newer Stack Auth
+// versions, renamed Hexclave, also read x-hexclave-* headers and still
+// accept these); GET /api/v1/users/{id} returns any user, anonymous and
+// restricted ones included, or 404 USER_NOT_FOUND; GET /api/v1/users
+// leaves anonymous and restricted users out unless the request asks for
+// them (include_anonymous=true lists everyone); user ids are UUIDs compared
+// without regard to case; webhooks are {"type","data"} bodies signed by
+// Svix, and user.deleted carries only the id (and teams).
 package stackauth
 
 import (
@@ -71,6 +80,15 @@ type Config struct {
 	HTTPClient *http.Client
 	// PageSize is the number of users per list page, 1..1000; default 1000.
 	PageSize int
+	// ExcludeAnonymous leaves anonymous users out of the list
+	// (USERSYNC_ANONYMOUS=exclude). Stack Auth's list endpoint returns only
+	// users that are neither anonymous nor restricted unless asked: by
+	// default the client asks for everyone (include_anonymous=true, which
+	// includes restricted users too); with ExcludeAnonymous it asks for
+	// restricted users only (include_restricted=true) and drops any
+	// anonymous user an answer still holds. FetchUser returns every user
+	// either way, with [provider.User.Anonymous] set from is_anonymous.
+	ExcludeAnonymous bool
 }
 
 // Client is a Stack Auth [provider.Provider]. It is safe for concurrent use.
@@ -81,6 +99,8 @@ type Client struct {
 	http      *http.Client
 	pageSize  int
 	wh        *svix.Webhook
+	// excludeAnonymous: see Config.ExcludeAnonymous.
+	excludeAnonymous bool
 }
 
 var _ provider.Provider = (*Client)(nil)
@@ -132,6 +152,8 @@ func New(cfg Config) (*Client, error) {
 		http:      &hc,
 		pageSize:  pageSize,
 		wh:        wh,
+
+		excludeAnonymous: cfg.ExcludeAnonymous,
 	}, nil
 }
 
@@ -215,14 +237,23 @@ func (c *Client) FetchUser(ctx context.Context, id string) (provider.User, error
 }
 
 // ListUsers returns one page of users in ascending sign-up order
-// (GET /api/v1/users?limit=N&order_by=signed_up_at[&cursor=...]). The cursor
-// is inclusive: it names the first user of the page. When cursor names a user
+// (GET /api/v1/users?limit=N&order_by=signed_up_at&include_anonymous=true
+// [&cursor=...]). It asks for every user, anonymous and restricted ones
+// included, which the endpoint leaves out by default; with
+// Config.ExcludeAnonymous, for every user but the anonymous ones
+// (include_restricted=true). The cursor is inclusive: it names the first
+// user of the page. When cursor names a user
 // that no longer exists (Stack then answers an empty page, or a 4xx about the
 // cursor) it returns an error wrapping [provider.ErrCursorNotFound].
 func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, error) {
 	q := url.Values{}
 	q.Set("limit", strconv.Itoa(c.pageSize))
 	q.Set("order_by", "signed_up_at")
+	if c.excludeAnonymous {
+		q.Set("include_restricted", "true")
+	} else {
+		q.Set("include_anonymous", "true")
+	}
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}
@@ -263,12 +294,18 @@ func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, e
 		if err != nil {
 			return provider.Page{}, fmt.Errorf("%s: item %d: %w", what, i, err)
 		}
+		if u.Anonymous && c.excludeAnonymous {
+			continue // include_restricted=true should not list them; never pass one on
+		}
 		page.Users = append(page.Users, u)
 	}
 	if resp.Pagination != nil && resp.Pagination.NextCursor != nil {
 		page.Next = *resp.Pagination.NextCursor
+		if IsUUID(page.Next) {
+			page.Next = strings.ToLower(page.Next) // a user id: see canonicalID
+		}
 	}
-	if page.Next != "" && page.Next == cursor {
+	if page.Next != "" && strings.EqualFold(page.Next, cursor) {
 		return provider.Page{}, fmt.Errorf("%s: the API returned the same cursor as next_cursor (refusing to loop)", what)
 	}
 	return page, nil
@@ -421,13 +458,15 @@ const (
 )
 
 // decodeUser decodes the fields usersync needs from one user object and
-// keeps the object itself, byte for byte, as Raw.
+// keeps the object itself, byte for byte, as Raw (except an id in upper
+// case: see canonicalID).
 func decodeUser(raw []byte) (provider.User, error) {
 	var w struct {
 		ID               *string  `json:"id"`
 		DisplayName      *string  `json:"display_name"`
 		PrimaryEmail     *string  `json:"primary_email"`
 		SignedUpAtMillis *float64 `json:"signed_up_at_millis"`
+		IsAnonymous      *bool    `json:"is_anonymous"`
 	}
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return provider.User{}, fmt.Errorf("decode user: %w", err)
@@ -438,7 +477,12 @@ func decodeUser(raw []byte) (provider.User, error) {
 	if err := provider.ValidateUserID(*w.ID); err != nil {
 		return provider.User{}, fmt.Errorf("decode user: invalid id: %v", err)
 	}
-	u := provider.User{ID: *w.ID, Email: w.PrimaryEmail, Raw: json.RawMessage(raw)}
+	id, raw, err := canonicalID(*w.ID, raw)
+	if err != nil {
+		return provider.User{}, err
+	}
+	u := provider.User{ID: id, Email: w.PrimaryEmail, Raw: json.RawMessage(raw)}
+	u.Anonymous = w.IsAnonymous != nil && *w.IsAnonymous
 	if w.DisplayName != nil && *w.DisplayName != "" {
 		u.Name = w.DisplayName
 	}
@@ -451,6 +495,34 @@ func decodeUser(raw []byte) (provider.User, error) {
 		u.CreatedAt = &t
 	}
 	return u, nil
+}
+
+// canonicalID returns a user id in Stack Auth's canonical form and the
+// object with that id. Stack Auth's ids are UUIDs, which it compares
+// without regard to case and writes in lower case; should an answer carry
+// one in upper case, the id is lowered (in the object too, so that a table
+// whose id column is computed from raw_json agrees), so that one user is
+// always one row, whichever case a request or an answer used. An id that
+// is not a UUID is left as it is.
+func canonicalID(id string, raw []byte) (string, []byte, error) {
+	lower := strings.ToLower(id)
+	if lower == id || !IsUUID(id) {
+		return id, raw, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return "", nil, fmt.Errorf("decode user: %w", err)
+	}
+	b, err := json.Marshal(lower)
+	if err != nil {
+		return "", nil, fmt.Errorf("decode user: %w", err)
+	}
+	obj["id"] = b
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return "", nil, fmt.Errorf("decode user %s: %w", lower, err)
+	}
+	return lower, out, nil
 }
 
 // ParseWebhook verifies a Svix-signed delivery (5-minute tolerance) and

@@ -297,6 +297,11 @@ func TestRequestShape(t *testing.T) {
 	if q.Get("limit") != "5" || q.Get("order_by") != "signed_up_at" || q.Has("cursor") || q.Has("desc") {
 		t.Errorf("list query = %v", q)
 	}
+	// Every user: the endpoint leaves anonymous and restricted users out
+	// unless asked, and include_anonymous=true asks for both.
+	if q.Get("include_anonymous") != "true" || q.Has("include_restricted") || q.Has("only_anonymous") {
+		t.Errorf("list query = %v; want include_anonymous=true and no other filter", q)
+	}
 	if _, err := c.ListUsers(ctx, testUUID); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 // client and this fake.
 func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T) providertest.Fake {
-		return stackfake.New(stackfake.Options{Seed: int64(len(t.Name()))})
+		// A project that requires email verification: users with an unverified
+		// email are restricted, and the list leaves them out unless asked.
+		return stackfake.New(stackfake.Options{Seed: int64(len(t.Name())), RequireEmailVerification: true})
 	})
 }

@@ -111,37 +111,80 @@ type team struct {
 	createdAt int64
 }
 
-// appendUser renders the full server user object of §1.4 for the user with
-// the given id (text form), sign-up and activity times and profile version.
-// The content is a pure function of (seed, id, version, times), so the same
-// user renders identically every time.
-func (f *Fake) appendUser(dst []byte, id string, key uid, signedUp, lastActive int64, version uint32) []byte {
-	base := seedFor(f.opts.Seed, key, 0)                // traits that never change
-	ver := seedFor(f.opts.Seed, key, 1+uint64(version)) // traits an update changes
-	first := firstNames[base.intn(len(firstNames))]
-	last := lastNames[base.intn(len(lastNames))]
+// traits are the parts of a user's profile that never change, drawn from
+// the seed and the id (an anonymous user has no email and no sign-in
+// method).
+type traits struct {
+	base                               prng // continues the draw (for later traits)
+	first, last                        name
+	email                              string
+	hasEmail, emailVerified, emailAuth bool
+	hasPassword, otp, passkey, totp    bool
+	image, oauth                       int
+	googleAccount                      uint64
+}
 
-	var email string
-	hasEmail := !base.chance(5)
-	if hasEmail {
-		local := first.slug + "." + last.slug
+func (f *Fake) traits(r record) traits {
+	base := seedFor(f.opts.Seed, r.id, 0)
+	t := traits{first: firstNames[base.intn(len(firstNames))], last: lastNames[base.intn(len(lastNames))]}
+	t.hasEmail = !base.chance(5)
+	if t.hasEmail {
+		local := t.first.slug + "." + t.last.slug
 		switch base.intn(4) {
 		case 0:
-			local = first.slug + last.slug
+			local = t.first.slug + t.last.slug
 		case 1:
 			local += strconv.Itoa(base.intn(1000))
 		}
-		email = local + "@" + emailDomains[base.intn(len(emailDomains))]
+		t.email = local + "@" + emailDomains[base.intn(len(emailDomains))]
 	}
-	emailVerified := hasEmail && base.chance(80)
-	emailAuth := hasEmail && base.chance(70)
-	hasPassword := base.chance(50)
-	otp := hasEmail && base.chance(40)
-	passkey := base.chance(10)
-	totp := base.chance(5)
-	image := base.intn(100)
-	oauth := base.intn(100)
-	googleAccount := base.next() % 1e15
+	t.emailVerified = t.hasEmail && base.chance(80)
+	t.emailAuth = t.hasEmail && base.chance(70)
+	t.hasPassword = base.chance(50)
+	t.otp = t.hasEmail && base.chance(40)
+	t.passkey = base.chance(10)
+	t.totp = base.chance(5)
+	t.image = base.intn(100)
+	t.oauth = base.intn(100)
+	t.googleAccount = base.next() % 1e15
+	t.base = base
+	if r.kind == kindAnonymous {
+		t.email, t.hasEmail, t.emailVerified, t.emailAuth = "", false, false, false
+		t.hasPassword, t.otp, t.passkey, t.totp = false, false, false, false
+		t.oauth = 100 // none
+	}
+	return t
+}
+
+// restrictedReason is the user's restricted_reason type ("" when not
+// restricted), in Stack Auth's order of precedence.
+func (f *Fake) restrictedReason(r record, t traits) string {
+	switch {
+	case r.kind == kindAnonymous:
+		return "anonymous"
+	case f.opts.RequireEmailVerification && !t.emailVerified:
+		return "email_not_verified"
+	case r.kind == kindRestricted:
+		return "restricted_by_administrator"
+	}
+	return ""
+}
+
+// appendUser renders the full server user object (the shape Stack Auth's
+// GET /api/v1/users/{id} answers, every field present, null where unset) for
+// record r, with id as the text of its id. The content is a pure function of
+// (seed, id, kind, version, times), so the same user renders identically
+// every time.
+func (f *Fake) appendUser(dst []byte, id string, r record) []byte {
+	key, signedUp, lastActive, version := r.id, r.signedUp, r.lastActive, r.version
+	t := f.traits(r)
+	base := t.base
+	ver := seedFor(f.opts.Seed, key, 1+uint64(version)) // traits an update changes
+	first, last := t.first, t.last
+	email, hasEmail, emailVerified, emailAuth := t.email, t.hasEmail, t.emailVerified, t.emailAuth
+	hasPassword, otp, passkey, totp := t.hasPassword, t.otp, t.passkey, t.totp
+	image, oauth, googleAccount := t.image, t.oauth, t.googleAccount
+	anonymous := r.kind == kindAnonymous
 
 	dst = append(dst, `{"id":"`...)
 	dst = appendRaw(dst, id)
@@ -158,7 +201,7 @@ func (f *Fake) appendUser(dst []byte, id string, key uid, signedUp, lastActive i
 
 	dst = append(dst, `,"display_name":`...)
 	switch n := ver.intn(100); {
-	case n < 15:
+	case n < 15 || anonymous:
 		dst = append(dst, "null"...)
 	case n < 70:
 		dst = appendString(dst, first.display+" "+last.display)
@@ -170,7 +213,7 @@ func (f *Fake) appendUser(dst []byte, id string, key uid, signedUp, lastActive i
 		dst = appendString(dst, first.display+` "`+first.slug+`" `+last.display)
 	}
 
-	if ver.chance(30) {
+	if ver.chance(30) && !anonymous {
 		t := f.teams[ver.intn(len(f.teams))]
 		dst = append(dst, `,"selected_team":{"id":"`...)
 		dst = t.id.appendTo(dst)
@@ -270,6 +313,30 @@ func (f *Fake) appendUser(dst []byte, id string, key uid, signedUp, lastActive i
 	dst = strconv.AppendBool(dst, hasPassword || otp)
 	dst = append(dst, `,"requires_totp_mfa":`...)
 	dst = strconv.AppendBool(dst, totp)
+
+	// Fields of newer Stack Auth versions: anonymous and restricted users,
+	// the country code and sign-up risk scores.
+	reason := f.restrictedReason(r, t)
+	dst = append(dst, `,"is_anonymous":`...)
+	dst = strconv.AppendBool(dst, anonymous)
+	dst = append(dst, `,"is_restricted":`...)
+	dst = strconv.AppendBool(dst, reason != "")
+	dst = append(dst, `,"restricted_reason":`...)
+	if reason != "" {
+		dst = append(dst, `{"type":"`+reason+`"}`...)
+	} else {
+		dst = append(dst, "null"...)
+	}
+	if r.kind == kindRestricted {
+		dst = append(dst, `,"restricted_by_admin":true,"restricted_by_admin_reason":"Sign-up rule: disposable email domain","restricted_by_admin_private_details":"rule ref `...)
+		dst = strconv.AppendInt(dst, int64(base.intn(10000)), 10)
+		dst = append(dst, `"`...)
+	} else {
+		dst = append(dst, `,"restricted_by_admin":false,"restricted_by_admin_reason":null,"restricted_by_admin_private_details":null`...)
+	}
+	dst = append(dst, `,"country_code":null,"risk_scores":{"sign_up":{"bot":`...)
+	dst = strconv.AppendInt(dst, int64(base.intn(100)/90*base.intn(100)), 10)
+	dst = append(dst, `,"free_trial_abuse":0}}`...)
 	return append(dst, '}')
 }
 

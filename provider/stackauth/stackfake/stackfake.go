@@ -1,7 +1,15 @@
 // Package stackfake is an in-process imitation of Stack Auth's server REST API
-// and of the Svix-signed webhooks it sends, faithful to
-// shared/reference/providers.md §1 and §6, with fault injection. It backs the
-// Stack Auth tests and the demo.
+// and of the Svix-signed webhooks it sends, with fault injection. It backs
+// the Stack Auth tests and the demo.
+//
+// Like the real API, it leaves anonymous and restricted users out of
+// GET /api/v1/users unless asked (include_restricted=true adds restricted
+// users, include_anonymous=true lists everyone, only_anonymous=true without
+// include_anonymous=true is a 400), while GET /api/v1/users/{id} and the
+// webhooks show every user; its user objects carry every field the real
+// ones do (is_anonymous, is_restricted, restricted_reason,
+// restricted_by_admin*, country_code, risk_scores, ...), and its errors
+// are Stack Auth's known-error bodies with the X-Stack-Known-Error header.
 //
 // It keeps users compactly (about 100 bytes each: the JSON of a user is
 // rendered on demand, deterministically from the seed, the id and a profile
@@ -15,12 +23,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +54,23 @@ type Options struct {
 	WebhookSecret string
 	// Seed makes the generated users (ids, times, profiles) deterministic.
 	Seed int64
+	// RequireEmailVerification is the project setting of that name: users
+	// whose primary email is not verified (or who have none) are then
+	// restricted (restricted_reason email_not_verified), and the list leaves
+	// them out unless asked (include_restricted or include_anonymous).
+	RequireEmailVerification bool
+	// UpperCaseIDs makes the API write user ids (and list cursors) in upper
+	// case, as a test of clients that must treat ids case-insensitively;
+	// requests may use either case, as with the real API.
+	UpperCaseIDs bool
 }
+
+// Kinds of user, as far as Stack Auth's list filters are concerned.
+const (
+	kindRegular    uint8 = iota
+	kindAnonymous        // is_anonymous: signed in without an account
+	kindRestricted       // restricted_by_admin
+)
 
 // record is one user, compactly: its JSON is rendered from these fields.
 type record struct {
@@ -53,6 +79,7 @@ type record struct {
 	lastActive int64 // ms
 	version    uint32
 	deleted    bool
+	kind       uint8
 }
 
 func (a record) less(b record) int {
@@ -92,7 +119,7 @@ type Fake struct {
 	requests atomic.Int64
 }
 
-var _ providertest.Fake = (*Fake)(nil)
+var _ providertest.HiddenUsersFake = (*Fake)(nil)
 
 // New starts a fake Stack Auth server with no users. It panics if
 // opts.WebhookSecret is set but is not a valid Svix secret (a programming
@@ -217,11 +244,55 @@ func (f *Fake) newUIDLocked() uid {
 
 // CreateUser adds a user who signs up now (after every existing user) and
 // returns its id.
-func (f *Fake) CreateUser() string {
+func (f *Fake) CreateUser() string { return f.create(kindRegular) }
+
+// CreateAnonymousUser adds an anonymous user (is_anonymous: no email, no
+// sign-in method; restricted_reason anonymous), who signs up now, and
+// returns its id. The list leaves such users out unless asked with
+// include_anonymous=true; GET /users/{id} and webhooks show them.
+func (f *Fake) CreateAnonymousUser() string { return f.create(kindAnonymous) }
+
+// CreateRestrictedUser adds a user restricted by an administrator
+// (restricted_by_admin; restricted_reason restricted_by_administrator
+// unless an unverified email comes first), who signs up now, and returns
+// its id. The list leaves such users out unless asked with
+// include_restricted=true or include_anonymous=true.
+func (f *Fake) CreateRestrictedUser() string { return f.create(kindRestricted) }
+
+// CreateHiddenUsers creates the users that Stack Auth's list leaves out
+// unless asked: two anonymous users and two restricted by an administrator
+// (implementing [providertest.HiddenUsersFake]).
+func (f *Fake) CreateHiddenUsers() []string {
+	return []string{f.CreateAnonymousUser(), f.CreateRestrictedUser(), f.CreateAnonymousUser(), f.CreateRestrictedUser()}
+}
+
+// UpgradeAnonymousUser turns an anonymous user into a regular one with the
+// same id and sign-up time, as signing up from an anonymous session does;
+// false if the user does not exist or is not anonymous.
+func (f *Fake) UpgradeAnonymousUser(id string) bool {
+	key, ok := parseUID(id)
+	if !ok {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pos, ok := f.index[key]
+	if !ok || f.users[pos].kind != kindAnonymous {
+		return false
+	}
+	f.clock += 1 + f.rng.Int64N(60_000)
+	r := &f.users[pos]
+	r.kind = kindRegular
+	r.version++
+	r.lastActive = f.clock
+	return true
+}
+
+func (f *Fake) create(kind uint8) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.clock += 1 + f.rng.Int64N(30_000)
-	r := record{id: f.newUIDLocked(), signedUp: f.clock}
+	r := record{id: f.newUIDLocked(), signedUp: f.clock, kind: kind}
 	r.lastActive = r.signedUp + f.rng.Int64N(3_600_000)
 	f.index[r.id] = int32(len(f.users))
 	f.users = append(f.users, r)
@@ -343,8 +414,16 @@ func (f *Fake) Snapshot() map[string]json.RawMessage {
 }
 
 func (f *Fake) render(dst []byte, r record) []byte {
-	var idBuf [36]byte
-	return f.appendUser(dst, string(r.id.appendTo(idBuf[:0])), r.id, r.signedUp, r.lastActive, r.version)
+	return f.appendUser(dst, f.idText(r.id), r)
+}
+
+// idText is the id as the API writes it.
+func (f *Fake) idText(u uid) string {
+	s := u.String()
+	if f.opts.UpperCaseIDs {
+		s = strings.ToUpper(s)
+	}
+	return s
 }
 
 // ---- webhooks ----
@@ -380,7 +459,7 @@ func (f *Fake) Webhook(kind provider.EventKind, id string) ([]byte, http.Header)
 			typ = "user.created"
 		}
 		body = append(body, `{"type":"`+typ+`","data":`...)
-		body = f.appendUser(body, id, key, r.signedUp, r.lastActive, r.version)
+		body = f.appendUser(body, id, r)
 		body = append(body, '}')
 	case provider.EventUserDeleted:
 		body = append(body, `{"type":"user.deleted","data":{"id":`...)
@@ -648,6 +727,28 @@ func (f *Fake) handleList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	flags := map[string]bool{}
+	for _, name := range []string{"include_anonymous", "only_anonymous", "include_restricted"} {
+		if !q.Has(name) {
+			continue
+		}
+		switch q.Get(name) {
+		case "true":
+			flags[name] = true
+		case "false":
+		default:
+			writeSchemaError(w, r, "query."+name+" must be one of the following values: true, false")
+			return
+		}
+	}
+	keep, ok := f.listFilter(flags["include_anonymous"], flags["only_anonymous"], flags["include_restricted"])
+	if !ok {
+		// Stack answers this one with a plain-text StatusError, not a KnownError.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, "only_anonymous=true requires include_anonymous=true")
+		return
+	}
 
 	// Collect up to limit+1 live records from the cursor on (inclusive), as
 	// Prisma's take: limit+1 with a cursor does.
@@ -674,8 +775,8 @@ func (f *Fake) handleList(w http.ResponseWriter, r *http.Request) {
 			page = make([]record, 0, len(f.index))
 		}
 		for ; pos >= 0 && pos < len(f.users) && (want < 0 || len(page) < want); pos += step {
-			if !f.users[pos].deleted {
-				page = append(page, f.users[pos])
+			if rec := f.users[pos]; !rec.deleted && keep(rec) {
+				page = append(page, rec)
 			}
 		}
 	}
@@ -697,11 +798,41 @@ func (f *Fake) handleList(w http.ResponseWriter, r *http.Request) {
 	body = append(body, `],"is_paginated":true,"pagination":{"next_cursor":`...)
 	if next != nil {
 		body = append(body, '"')
-		body = next.id.appendTo(body)
+		body = append(body, f.idText(next.id)...)
 		body = append(body, '"')
 	} else {
 		body = append(body, "null"...)
 	}
 	body = append(body, "}}"...)
 	writeJSON(w, body)
+}
+
+// listFilter returns which users GET /api/v1/users lists for the given
+// flags, as Stack Auth's list handler filters them: no flag lists only users
+// that are neither anonymous nor restricted; include_restricted adds the
+// restricted ones (never the anonymous); include_anonymous lists everyone;
+// only_anonymous (which requires include_anonymous, else ok is false: a 400)
+// lists only anonymous users. Restricted means restricted by an
+// administrator or, when the project requires email verification, without
+// a verified primary email.
+func (f *Fake) listFilter(includeAnonymous, onlyAnonymous, includeRestricted bool) (keep func(record) bool, ok bool) {
+	if onlyAnonymous && !includeAnonymous {
+		return nil, false
+	}
+	includeRestricted = includeRestricted || includeAnonymous
+	return func(r record) bool {
+		switch {
+		case onlyAnonymous:
+			return r.kind == kindAnonymous
+		case !includeAnonymous && r.kind == kindAnonymous:
+			return false
+		case includeRestricted:
+			return true
+		case r.kind == kindRestricted:
+			return false
+		case f.opts.RequireEmailVerification:
+			return f.traits(r).emailVerified
+		}
+		return true
+	}, true
 }

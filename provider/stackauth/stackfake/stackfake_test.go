@@ -118,7 +118,10 @@ func TestGetUser(t *testing.T) {
 	fields := []string{"id", "primary_email", "primary_email_verified", "primary_email_auth_enabled", "display_name",
 		"selected_team", "selected_team_id", "profile_image_url", "signed_up_at_millis", "has_password", "otp_auth_enabled",
 		"passkey_auth_enabled", "client_metadata", "client_read_only_metadata", "server_metadata", "last_active_at_millis",
-		"oauth_providers", "auth_with_email", "requires_totp_mfa"}
+		"oauth_providers", "auth_with_email", "requires_totp_mfa",
+		// Newer Stack Auth versions: anonymous and restricted users, country, risk scores.
+		"is_anonymous", "is_restricted", "restricted_reason", "restricted_by_admin", "restricted_by_admin_reason",
+		"restricted_by_admin_private_details", "country_code", "risk_scores"}
 	var nullNames, serverMeta int
 	for _, id := range ids {
 		r := call(t, f, "/api/v1/users/"+id, h)
