@@ -34,6 +34,10 @@ type Options struct {
 	// PageSize is the page size of the clients Provider returns (default
 	// the client's default, 500).
 	PageSize int
+	// WrapTransport, when set, wraps the HTTP transport of the clients
+	// Provider returns (e.g. to validate their traffic against the
+	// provider's OpenAPI document).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Fake imitates Clerk. It implements [providertest.Fake] and is safe for
@@ -46,6 +50,7 @@ type Fake struct {
 	whSecret string
 	webhook  *svix.Webhook
 	pageSize int
+	wrap     func(http.RoundTripper) http.RoundTripper
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -67,6 +72,7 @@ func New(opts Options) *Fake {
 		key:      opts.SecretKey,
 		whSecret: opts.WebhookSecret,
 		pageSize: opts.PageSize,
+		wrap:     opts.WrapTransport,
 		byID:     map[string]*fakeUser{},
 	}
 	var seed [16]byte
@@ -117,13 +123,24 @@ func (f *Fake) client(key string) *clerk.Client {
 		SecretKey:     key,
 		WebhookSecret: f.whSecret,
 		APIURL:        f.URL(),
-		HTTPClient:    f.srv.Client(),
+		HTTPClient:    f.httpClient(),
 		PageSize:      f.pageSize,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("clerkfake: %v", err))
 	}
 	return c
+}
+
+// httpClient is the HTTP client of the clients Provider returns.
+func (f *Fake) httpClient() *http.Client {
+	hc := f.srv.Client()
+	if f.wrap == nil {
+		return hc
+	}
+	c := *hc
+	c.Transport = f.wrap(hc.Transport)
+	return &c
 }
 
 // Close stops the server.

@@ -31,6 +31,10 @@ type Options struct {
 	// PageSize is the page size of the clients Provider returns (default
 	// the client's default, 100).
 	PageSize int
+	// WrapTransport, when set, wraps the HTTP transport of the clients
+	// Provider returns (e.g. to validate their traffic against the
+	// provider's OpenAPI document).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// LenientCursor makes a list cursor that names a deleted user work as a
 	// plain id bound (keyset pagination). By default such a cursor is
 	// answered 400 (WorkOS's real behaviour is undocumented; this is the
@@ -47,6 +51,7 @@ type Fake struct {
 	key      string
 	whSecret string
 	pageSize int
+	wrap     func(http.RoundTripper) http.RoundTripper
 	lenient  bool
 
 	mu      sync.Mutex
@@ -66,6 +71,7 @@ func New(opts Options) *Fake {
 		key:      opts.APIKey,
 		whSecret: opts.WebhookSecret,
 		pageSize: opts.PageSize,
+		wrap:     opts.WrapTransport,
 		lenient:  opts.LenientCursor,
 		byID:     map[string]*userJSON{},
 		deleted:  map[string]*userJSON{},
@@ -112,13 +118,24 @@ func (f *Fake) client(key string) *workos.Client {
 		APIKey:        key,
 		WebhookSecret: f.whSecret,
 		APIURL:        f.URL(),
-		HTTPClient:    f.srv.Client(),
+		HTTPClient:    f.httpClient(),
 		PageSize:      f.pageSize,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("workosfake: %v", err))
 	}
 	return c
+}
+
+// httpClient is the HTTP client of the clients Provider returns.
+func (f *Fake) httpClient() *http.Client {
+	hc := f.srv.Client()
+	if f.wrap == nil {
+		return hc
+	}
+	c := *hc
+	c.Transport = f.wrap(hc.Transport)
+	return &c
 }
 
 // Close stops the server.
