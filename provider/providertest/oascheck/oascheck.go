@@ -111,6 +111,24 @@ func (d *Doc) ComponentSchema(t testing.TB, name string) *openapi3.SchemaRef {
 	return d.doc.Components.Schemas[name]
 }
 
+// OperationResponse returns the response the operation with that id
+// declares for status; it fails the test when there is none.
+func (d *Doc) OperationResponse(t testing.TB, operationID string, status int) *openapi3.ResponseRef {
+	t.Helper()
+	for _, item := range d.doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			if op.OperationID == operationID {
+				if r := op.Responses.Status(status); r != nil {
+					return r
+				}
+				t.Fatalf("%s: operation %s declares no %d answer", d.Name, operationID, status)
+			}
+		}
+	}
+	t.Fatalf("%s has no operation %s", d.Name, operationID)
+	return nil
+}
+
 // Options adjusts a [Checker].
 type Options struct {
 	// Undeclared returns the response definition to validate an answer with

@@ -73,6 +73,19 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request) {
 	invalid := func(msg string) {
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Message: msg, Code: "invalid_request_parameters"})
 	}
+	// The real list also filters by organization_id (and the deprecated
+	// organization) and email; it has no filter by user state, so without
+	// these it lists every user. The fake implements none of the filters and
+	// refuses them, so that a client relying on one (which the fake would
+	// otherwise silently ignore) fails loudly.
+	for name := range q {
+		switch name {
+		case "limit", "order", "after", "before":
+		default:
+			invalid(name + " is a WorkOS list parameter that workosfake does not implement")
+			return
+		}
+	}
 	limit := 10
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
