@@ -55,7 +55,7 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		u, ok := f.byID[id]
 		var body json.RawMessage
 		if ok {
-			body = mustJSON(&u.obj)
+			body = u.body()
 		}
 		f.mu.Unlock()
 		if !ok {
@@ -222,7 +222,7 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(h
 	}
 	items := make([]json.RawMessage, len(page))
 	for i, u := range page {
-		items[i] = mustJSON(&u.obj)
+		items[i] = u.body()
 	}
 	f.mu.Unlock()
 	writeJSON(w, http.StatusOK, items)

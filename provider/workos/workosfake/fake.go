@@ -178,6 +178,7 @@ func (f *Fake) UpdateUser(id string) bool {
 		return false
 	}
 	u := *old // users are replaced, never mutated: pages marshal outside the lock
+	u.raw = nil // from now on the fake's own shape
 	switch f.rng.IntN(3) {
 	case 0:
 		fn := firstNames[f.rng.IntN(len(firstNames))]
@@ -210,6 +211,34 @@ func (f *Fake) indexLocked(id string) int {
 	return sort.Search(len(f.sorted), func(i int) bool { return f.sorted[i].ID >= id })
 }
 
+// PutUser adds, or replaces, a user whose GET /user_management/users/{id}
+// answer (and list entry, and webhook data) is exactly raw, e.g. a payload
+// WorkOS itself published. raw must be a JSON object whose "id" is a WorkOS
+// user id. It returns the id.
+func (f *Fake) PutUser(raw json.RawMessage) (string, error) {
+	var u userJSON
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return "", fmt.Errorf("workosfake: PutUser: %w", err)
+	}
+	if err := workos.ValidateUserID(u.ID); err != nil {
+		return "", fmt.Errorf("workosfake: PutUser: %w", err)
+	}
+	u.raw = append(json.RawMessage(nil), raw...)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if old, ok := f.byID[u.ID]; ok {
+		f.replaceLocked(old, &u)
+		return u.ID, nil
+	}
+	delete(f.deleted, u.ID)
+	f.byID[u.ID] = &u
+	i := f.indexLocked(u.ID)
+	f.sorted = append(f.sorted, nil)
+	copy(f.sorted[i+1:], f.sorted[i:])
+	f.sorted[i] = &u
+	return u.ID, nil
+}
+
 // DeleteUser removes the user.
 func (f *Fake) DeleteUser(id string) bool {
 	f.mu.Lock()
@@ -237,7 +266,7 @@ func (f *Fake) Snapshot() map[string]json.RawMessage {
 	f.mu.Unlock()
 	out := make(map[string]json.RawMessage, len(users))
 	for _, u := range users {
-		out[u.ID] = mustJSON(u)
+		out[u.ID] = u.body()
 	}
 	return out
 }
@@ -253,7 +282,7 @@ func (f *Fake) SetUserFields(id string, fields map[string]any) bool {
 		return false
 	}
 	var m map[string]any
-	if json.Unmarshal(mustJSON(old), &m) != nil {
+	if json.Unmarshal(old.body(), &m) != nil {
 		return false
 	}
 	for k, v := range fields {
@@ -266,6 +295,9 @@ func (f *Fake) SetUserFields(id string, fields map[string]any) bool {
 	var u userJSON
 	if json.Unmarshal(b, &u) != nil || u.ID != id {
 		return false
+	}
+	if old.raw != nil {
+		u.raw = b
 	}
 	f.replaceLocked(old, &u)
 	return true
@@ -294,7 +326,7 @@ func (f *Fake) Webhook(kind provider.EventKind, id string) ([]byte, http.Header)
 	}
 	evID := "event_" + f.ulidLocked(now)
 	f.mu.Unlock()
-	return f.event(evID, typ, u, now)
+	return f.event(evID, typ, u.body(), now)
 }
 
 // IgnoredWebhook builds a signed organization.created delivery (not about

@@ -46,7 +46,7 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Message: "User not found: '" + id + "'.", Code: "entity_not_found"})
 		return
 	}
-	writeRaw(w, http.StatusOK, mustJSON(u))
+	writeRaw(w, http.StatusOK, u.body())
 }
 
 func faultError(status int) apiError {
@@ -175,7 +175,7 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request) {
 	}
 	data := make([]json.RawMessage, len(page))
 	for i, u := range page {
-		data[i] = mustJSON(u)
+		data[i] = u.body()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "list_metadata": md})
 }
