@@ -177,7 +177,7 @@ func (f *Fake) UpdateUser(id string) bool {
 	if !ok {
 		return false
 	}
-	u := *old // users are replaced, never mutated: pages marshal outside the lock
+	u := *old   // users are replaced, never mutated: pages marshal outside the lock
 	u.raw = nil // from now on the fake's own shape
 	switch f.rng.IntN(3) {
 	case 0:
