@@ -177,8 +177,9 @@ func (f *Fake) UpdateUser(id string) bool {
 	if !ok {
 		return false
 	}
-	u := *old   // users are replaced, never mutated: pages marshal outside the lock
-	u.raw = nil // from now on the fake's own shape
+	u := *old // users are replaced, never mutated: pages marshal outside the lock
+	// From now on the fake's own shape, not a raw object given to PutUser.
+	u.raw = nil
 	switch f.rng.IntN(3) {
 	case 0:
 		fn := firstNames[f.rng.IntN(len(firstNames))]
