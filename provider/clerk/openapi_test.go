@@ -53,7 +53,7 @@ func TestContractOpenAPI(t *testing.T) {
 		providertest.Run(t, func(t *testing.T) providertest.Fake {
 			var chk *oascheck.Checker
 			f := clerkfake.New(clerkfake.Options{
-				PageSize:      100, // several pages and cursors in every listing
+				PageSize:      250, // several pages and cursors in every listing
 				WrapTransport: func(rt http.RoundTripper) http.RoundTripper { return chk.Transport(rt) },
 			})
 			chk = oascheck.New(t, doc, f.URL(), oascheck.Options{Undeclared: undeclared}, cov)

@@ -84,8 +84,9 @@ var (
 	domains = []string{"example.org", "example.com", "example.net"}
 )
 
-// newUserLocked makes a realistic user created at createdMs. About one user
-// in ten has only a username, one in twenty neither names nor username, one
+// newUserLocked makes a realistic user created at createdMs. One user in
+// forty is banned and one in forty locked. About one user in ten has only a
+// username, one in twenty neither names nor username, one
 // in eight several email addresses with the primary not first, and one in
 // twenty-five no email at all (a phone-only sign-up).
 func (f *Fake) newUserLocked(createdMs int64) *fakeUser {
@@ -171,6 +172,16 @@ func (f *Fake) newUserLocked(createdMs int64) *fakeUser {
 	if f.rng.IntN(5) == 0 {
 		o.PublicMetadata = map[string]any{"plan": plans[f.rng.IntN(len(plans))]}
 		o.PrivateMetadata = map[string]any{"stripe_customer_id": "cus_" + f.base62(14)}
+	}
+	// Some users are banned or locked: they are users all the same (listed,
+	// fetched, sent in webhooks).
+	switch f.rng.IntN(40) {
+	case 0:
+		o.Banned = true
+	case 1:
+		o.Locked = true
+		secs := int64(1800)
+		o.LockoutExpiresInSeconds = &secs
 	}
 	return &fakeUser{seq: f.seq, obj: o}
 }
