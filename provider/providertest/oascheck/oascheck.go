@@ -12,6 +12,7 @@ package oascheck
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -406,4 +407,21 @@ func redactedURL(u *url.URL) string {
 	c := *u
 	c.User = nil
 	return c.String()
+}
+
+// ValidateSchema validates a JSON value against the named component schema
+// (components/schemas/<name>); all violations are reported.
+func (d *Doc) ValidateSchema(name string, value []byte) error {
+	if d.doc.Components == nil || d.doc.Components.Schemas[name] == nil || d.doc.Components.Schemas[name].Value == nil {
+		return fmt.Errorf("%s has no components/schemas/%s", d.Name, name)
+	}
+	var v any
+	if err := json.Unmarshal(value, &v); err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	opts := []openapi3.SchemaValidationOption{openapi3.MultiErrors()}
+	if d.doc.IsOpenAPI31OrLater() {
+		opts = append(opts, openapi3.EnableJSONSchema2020())
+	}
+	return d.doc.Components.Schemas[name].Value.VisitJSON(v, opts...)
 }
