@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/usersync/usersync/provider/clerk/clerkfake"
@@ -114,4 +115,48 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestListSecondsSizedCreatedAt: users whose created_at is seconds-sized (as
+// in some of Clerk's published payloads) are listed like any other; the list
+// cursor keeps the value as the API sent it (its created_at filters compare
+// with that), although the created_at column reads it as seconds.
+func TestListSecondsSizedCreatedAt(t *testing.T) {
+	f := clerkfake.New(clerkfake.Options{PageSize: 2})
+	defer f.Close()
+	want := f.Seed(2)
+	for i, created := range []int64{1611948436, 1611948437, 1611948438} {
+		id := "user_seconds" + string(rune('a'+i))
+		raw := `{"object":"user","id":"` + id + `","first_name":"S","last_name":null,"username":null,` +
+			`"primary_email_address_id":null,"email_addresses":[],"created_at":` + jsonNum(created) +
+			`,"updated_at":` + jsonNum(created) + `}`
+		if _, err := f.PutUser(json.RawMessage(raw)); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	var listed []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("listing does not end")
+		}
+		page, err := f.Provider().ListUsers(context.Background(), cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range page.Users {
+			listed = append(listed, u.ID)
+			if strings.HasPrefix(u.ID, "user_seconds") && (u.CreatedAt == nil || u.CreatedAt.Year() != 2021) {
+				t.Errorf("%s: created_at %v, want January 2021", u.ID, u.CreatedAt)
+			}
+		}
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+	}
+	if !sameSet(listed, want) {
+		t.Errorf("listed %v, want %v", listed, want)
+	}
 }
