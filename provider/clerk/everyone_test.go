@@ -21,6 +21,11 @@ func TestListIncludesBannedAndLockedUsers(t *testing.T) {
 	f := clerkfake.New(clerkfake.Options{PageSize: 3})
 	defer f.Close()
 	ids := f.Seed(12)
+	for _, id := range ids { // the fake bans or locks a few users at random
+		if !f.SetUserFields(id, map[string]any{"banned": false, "locked": false}) {
+			t.Fatalf("unban %s", id)
+		}
+	}
 	bannedIDs := []string{ids[2], ids[5], ids[11]}
 	for _, id := range bannedIDs {
 		if !f.SetUserFields(id, map[string]any{"banned": true}) {
