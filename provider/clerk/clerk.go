@@ -175,15 +175,38 @@ func mapUser(u *clerksdk.User, raw json.RawMessage) (provider.User, error) {
 			}
 		}
 	}
-	if u.CreatedAt != 0 {
-		t := time.UnixMilli(u.CreatedAt).UTC()
-		out.CreatedAt = &t
-	}
-	if u.UpdatedAt != 0 {
-		t := time.UnixMilli(u.UpdatedAt).UTC()
-		out.UpdatedAt = &t
-	}
+	out.CreatedAt = unixTime(u.CreatedAt)
+	out.UpdatedAt = unixTime(u.UpdatedAt)
 	return out, nil
+}
+
+// secondsBelow is the bound under which a Clerk timestamp is read as seconds.
+const secondsBelow = 100_000_000_000 // 1e11
+
+// maxUnixMillis is 9999-12-31T23:59:59.999Z, the last time usersync stores.
+const maxUnixMillis = 253_402_300_799_999
+
+// unixTime converts one of Clerk's Unix timestamps to a time, or nil (the
+// column is then NULL, and the profile is stored all the same).
+//
+// Clerk sends milliseconds, but some of Clerk's own published examples carry
+// seconds-sized values (e.g. 1610783813 for a user created in January
+// 2021). The two cannot be confused: read as milliseconds, any value below
+// 1e11 is before March 1973, long before Clerk existed; read as seconds, no
+// value reaches 1e11 before the year 5138. So a positive value below 1e11 is
+// read as seconds, any larger one as milliseconds. Zero or negative (no
+// time) and values past the year 9999 give nil.
+func unixTime(v int64) *time.Time {
+	switch {
+	case v <= 0:
+		return nil
+	case v < secondsBelow:
+		v *= 1000
+	case v > maxUnixMillis:
+		return nil
+	}
+	t := time.UnixMilli(v).UTC()
+	return &t
 }
 
 // userFromRaw decodes one user object as it appears in a list page.

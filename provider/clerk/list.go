@@ -9,6 +9,7 @@ import (
 
 	clerksdk "github.com/clerk/clerk-sdk-go/v2"
 	"github.com/clerk/clerk-sdk-go/v2/user"
+	"github.com/tidwall/gjson"
 
 	"github.com/usersync/usersync/provider"
 )
@@ -92,10 +93,11 @@ func (c *Client) ListUsers(ctx context.Context, cursorStr string) (provider.Page
 		if err != nil {
 			return provider.Page{}, fmt.Errorf("clerk: list users: resume from user %s: %w", cur.UserID, err)
 		}
-		if u.CreatedAt == nil {
+		t := listKey(u.Raw)
+		if t <= 0 {
 			return provider.Page{}, fmt.Errorf("clerk: list users: resume from user %s: %w: user has no created_at", cur.UserID, provider.ErrCursorNotFound)
 		}
-		cur = cursor{T: u.CreatedAt.UnixMilli()}
+		cur = cursor{T: t}
 	}
 
 	params := &user.ListParams{OrderBy: clerksdk.String("+created_at")}
@@ -126,10 +128,7 @@ func (c *Client) ListUsers(ctx context.Context, cursorStr string) (provider.Page
 		if err != nil {
 			return provider.Page{}, fmt.Errorf("clerk: list users: item %d: %w", i, err)
 		}
-		var ms int64
-		if u.CreatedAt != nil {
-			ms = u.CreatedAt.UnixMilli()
-		}
+		ms := listKey(item)
 		if ms < next.T {
 			// Before the cursor (inclusive created_at_after, or out of order).
 			continue
@@ -160,6 +159,13 @@ func (c *Client) ListUsers(ctx context.Context, cursorStr string) (provider.Page
 	}
 	page.Next = encodeCursor(next)
 	return page, nil
+}
+
+// listKey is the user's created_at exactly as the API sent it, the value
+// its created_at filters compare with (the created_at column reads a
+// seconds-sized value as seconds; the cursor must not); 0 when absent.
+func listKey(raw json.RawMessage) int64 {
+	return gjson.GetBytes(raw, "created_at").Int()
 }
 
 // ResumeCursor returns a cursor that lists from the user with the given id

@@ -691,8 +691,19 @@ func Derive(providerName string, raw json.RawMessage) (*provider.User, error) {
 				}
 			}
 		}
-		u.CreatedAt = ms("created_at")
-		u.UpdatedAt = ms("updated_at")
+		// Clerk sends milliseconds; a positive value below 1e11 can only be
+		// seconds (some of Clerk's own examples have them), read as such.
+		clerkMs := func(k string) *time.Time {
+			if n, ok := m[k].(json.Number); ok {
+				if i, err := n.Int64(); err == nil && i > 0 && i < 1e11 {
+					tm := time.Unix(i, 0).UTC()
+					return &tm
+				}
+			}
+			return ms(k)
+		}
+		u.CreatedAt = clerkMs("created_at")
+		u.UpdatedAt = clerkMs("updated_at")
 	case "workos":
 		u.Name = ptr(strings.TrimSpace(s("first_name") + " " + s("last_name")))
 		u.Email = ptr(s("email"))

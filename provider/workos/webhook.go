@@ -89,7 +89,7 @@ func VerifySignature(secret []byte, header string, body []byte, now time.Time) e
 // user.created and user.updated are EventUserChanged, user.deleted (which
 // carries the full user) is EventUserDeleted; other events are EventIgnored.
 func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, error) {
-	if err := VerifySignature(c.webhookSecret, header.Get(SignatureHeader), body, time.Now()); err != nil {
+	if err := VerifySignature(c.webhookSecret, header.Get(SignatureHeader), body, c.now()); err != nil {
 		return provider.Event{}, fmt.Errorf("workos: webhook: %w", err)
 	}
 	ev, err := parseEvent(body)

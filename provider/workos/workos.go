@@ -55,6 +55,9 @@ type Client struct {
 	base          string
 	hc            *http.Client
 	pageSize      int
+	// now is the clock webhook timestamps are checked against (time.Now;
+	// tests set it to check signed vectors of a fixed time).
+	now func() time.Time
 }
 
 var _ provider.Provider = (*Client)(nil)
@@ -94,6 +97,7 @@ func New(cfg Config) (*Client, error) {
 		base:          base,
 		hc:            &hc,
 		pageSize:      pageSize,
+		now:           time.Now,
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -34,6 +35,10 @@ type Options struct {
 	// PageSize is the page size of the clients Provider returns (default
 	// the client's default, 500).
 	PageSize int
+	// WrapTransport, when set, wraps the HTTP transport of the clients
+	// Provider returns (e.g. to validate their traffic against the
+	// provider's OpenAPI document).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Fake imitates Clerk. It implements [providertest.Fake] and is safe for
@@ -46,6 +51,7 @@ type Fake struct {
 	whSecret string
 	webhook  *svix.Webhook
 	pageSize int
+	wrap     func(http.RoundTripper) http.RoundTripper
 
 	mu     sync.Mutex
 	rng    *rand.Rand
@@ -59,6 +65,17 @@ var _ providertest.Fake = (*Fake)(nil)
 type fakeUser struct {
 	seq int64
 	obj userJSON
+	// raw, when set, is served instead of obj: a user object given to
+	// PutUser as is (obj then holds what the fake could decode of it).
+	raw json.RawMessage
+}
+
+// body is the user's object as GET /v1/users/{id} returns it.
+func (u *fakeUser) body() json.RawMessage {
+	if u.raw != nil {
+		return u.raw
+	}
+	return mustJSON(&u.obj)
 }
 
 // New starts a fake Clerk API on a local port.
@@ -67,6 +84,7 @@ func New(opts Options) *Fake {
 		key:      opts.SecretKey,
 		whSecret: opts.WebhookSecret,
 		pageSize: opts.PageSize,
+		wrap:     opts.WrapTransport,
 		byID:     map[string]*fakeUser{},
 	}
 	var seed [16]byte
@@ -117,13 +135,24 @@ func (f *Fake) client(key string) *clerk.Client {
 		SecretKey:     key,
 		WebhookSecret: f.whSecret,
 		APIURL:        f.URL(),
-		HTTPClient:    f.srv.Client(),
+		HTTPClient:    f.httpClient(),
 		PageSize:      f.pageSize,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("clerkfake: %v", err))
 	}
 	return c
+}
+
+// httpClient is the HTTP client of the clients Provider returns.
+func (f *Fake) httpClient() *http.Client {
+	hc := f.srv.Client()
+	if f.wrap == nil {
+		return hc
+	}
+	c := *hc
+	c.Transport = f.wrap(hc.Transport)
+	return &c
 }
 
 // Close stops the server.
@@ -168,6 +197,7 @@ func (f *Fake) UpdateUser(id string) bool {
 		return false
 	}
 	o := &u.obj
+	u.raw = nil // from now on the fake's own shape
 	switch f.rng.IntN(3) {
 	case 0:
 		fn := firstNames[f.rng.IntN(len(firstNames))]
@@ -190,11 +220,7 @@ func (f *Fake) DeleteUser(id string) bool {
 	if !ok {
 		return false
 	}
-	delete(f.byID, id)
-	i := sort.Search(len(f.sorted), func(i int) bool { return !less(f.sorted[i], u) })
-	if i < len(f.sorted) && f.sorted[i] == u {
-		f.sorted = append(f.sorted[:i], f.sorted[i+1:]...)
-	}
+	f.removeLocked(u)
 	return true
 }
 
@@ -204,7 +230,7 @@ func (f *Fake) Snapshot() map[string]json.RawMessage {
 	defer f.mu.Unlock()
 	out := make(map[string]json.RawMessage, len(f.byID))
 	for id, u := range f.byID {
-		out[id] = mustJSON(&u.obj)
+		out[id] = u.body()
 	}
 	return out
 }
@@ -217,7 +243,7 @@ func (f *Fake) User(id string) (json.RawMessage, bool) {
 	if !ok {
 		return nil, false
 	}
-	return mustJSON(&u.obj), true
+	return u.body(), true
 }
 
 // SetUserFields overwrites top-level fields of a stored user (for tests of
@@ -231,7 +257,7 @@ func (f *Fake) SetUserFields(id string, fields map[string]any) bool {
 		return false
 	}
 	var m map[string]any
-	if json.Unmarshal(mustJSON(&u.obj), &m) != nil {
+	if json.Unmarshal(u.body(), &m) != nil {
 		return false
 	}
 	for k, v := range fields {
@@ -245,8 +271,41 @@ func (f *Fake) SetUserFields(id string, fields map[string]any) bool {
 	if json.Unmarshal(b, &o) != nil || o.ID != id || o.CreatedAt != u.obj.CreatedAt {
 		return false
 	}
+	if u.raw != nil {
+		u.raw = b
+	}
 	u.obj = o
 	return true
+}
+
+// PutUser adds, or replaces, a user whose GET /v1/users/{id} answer (and
+// list entry, and webhook data) is exactly raw, e.g. a payload Clerk itself
+// published. raw must be a JSON object with a string "id" and an integer
+// "created_at" (the list's order). It returns the user's id.
+func (f *Fake) PutUser(raw json.RawMessage) (string, error) {
+	var o userJSON
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return "", fmt.Errorf("clerkfake: PutUser: %w", err)
+	}
+	if o.ID == "" {
+		return "", errors.New("clerkfake: PutUser: no id")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if old, ok := f.byID[o.ID]; ok {
+		f.removeLocked(old)
+	}
+	f.seq++
+	f.insertLocked(&fakeUser{seq: f.seq, obj: o, raw: append(json.RawMessage(nil), raw...)})
+	return o.ID, nil
+}
+
+func (f *Fake) removeLocked(u *fakeUser) {
+	delete(f.byID, u.obj.ID)
+	i := sort.Search(len(f.sorted), func(i int) bool { return !less(f.sorted[i], u) })
+	if i < len(f.sorted) && f.sorted[i] == u {
+		f.sorted = append(f.sorted[:i], f.sorted[i+1:]...)
+	}
 }
 
 func less(a, b *fakeUser) bool {
@@ -287,7 +346,7 @@ func (f *Fake) Webhook(kind provider.EventKind, id string) ([]byte, http.Header)
 			if u.obj.UpdatedAt == u.obj.CreatedAt {
 				typ = "user.created"
 			}
-			data = u.obj
+			data = u.body()
 		} else {
 			data = map[string]any{"object": "user", "id": id}
 		}

@@ -55,7 +55,7 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		u, ok := f.byID[id]
 		var body json.RawMessage
 		if ok {
-			body = mustJSON(&u.obj)
+			body = u.body()
 		}
 		f.mu.Unlock()
 		if !ok {
@@ -88,6 +88,34 @@ func faultError(status int) clerkError {
 // serveList answers GET /v1/users (bare array) and GET /v1/users/count.
 func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(http.ResponseWriter, int, clerkError), count bool) {
 	q := r.URL.Query()
+	// Clerk's list has many filters (email_address, user_id, query, ...);
+	// the fake implements these and refuses the others, so that a client
+	// relying on a filter the fake would silently ignore (listing everyone
+	// where the real API lists a subset) fails loudly.
+	for name := range q {
+		switch name {
+		case "limit", "offset", "order_by", "created_at_after", "created_at_before", "banned":
+		default:
+			writeErr(w, http.StatusUnprocessableEntity, clerkError{
+				Message: "is not supported", LongMessage: name + " is a Clerk list parameter that clerkfake does not implement",
+				Code: "unsupported_by_clerkfake"})
+			return
+		}
+	}
+	// banned=true lists only banned users, banned=false only the others;
+	// without it the list holds every user, banned and locked ones included
+	// (as GET /users/{id} and the webhooks do).
+	var banned *bool
+	switch v := q.Get("banned"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		banned = &b
+	default:
+		writeErr(w, http.StatusBadRequest, clerkError{
+			Message: "is invalid", LongMessage: "banned must be true or false", Code: "malformed_request_parameters"})
+		return
+	}
 	intParam := func(name string, def, lo, hi int64) (int64, bool) {
 		v := q.Get(name)
 		if v == "" {
@@ -150,6 +178,17 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(h
 	if hi < lo {
 		hi = lo
 	}
+	sorted := f.sorted
+	if banned != nil {
+		// Filter the window; lo..hi then index the filtered slice.
+		var sel []*fakeUser
+		for _, u := range f.sorted[lo:hi] {
+			if u.obj.Banned == *banned {
+				sel = append(sel, u)
+			}
+		}
+		sorted, lo, hi = sel, 0, len(sel)
+	}
 	if count {
 		n := hi - lo
 		f.mu.Unlock()
@@ -166,10 +205,10 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(h
 			if desc {
 				j = int64(hi) - 1 - i
 			}
-			page = append(page, f.sorted[j])
+			page = append(page, sorted[j])
 		}
 	} else {
-		sel := append([]*fakeUser(nil), f.sorted[lo:hi]...)
+		sel := append([]*fakeUser(nil), sorted[lo:hi]...)
 		sort.SliceStable(sel, func(i, j int) bool {
 			a, b := sel[i].obj.UpdatedAt, sel[j].obj.UpdatedAt
 			if desc {
@@ -183,7 +222,7 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(h
 	}
 	items := make([]json.RawMessage, len(page))
 	for i, u := range page {
-		items[i] = mustJSON(&u.obj)
+		items[i] = u.body()
 	}
 	f.mu.Unlock()
 	writeJSON(w, http.StatusOK, items)

@@ -5,16 +5,16 @@ import (
 	"time"
 )
 
-// userJSON is Clerk's User object (providers.md §2.4), in the field order of
-// the documented user.created example.
+// userJSON is Clerk's User object, in the field order of the documented
+// user.created example. It carries exactly the keys of the Backend API's
+// User schema (which allows no others): the legacy birthday and gender keys
+// of old webhook examples are not part of it.
 type userJSON struct {
-	Birthday                      string         `json:"birthday"`
 	CreatedAt                     int64          `json:"created_at"`
 	EmailAddresses                []emailJSON    `json:"email_addresses"`
 	ExternalAccounts              []any          `json:"external_accounts"`
 	ExternalID                    *string        `json:"external_id"`
 	FirstName                     *string        `json:"first_name"`
-	Gender                        string         `json:"gender"`
 	ID                            string         `json:"id"`
 	ImageURL                      string         `json:"image_url"`
 	HasImage                      bool           `json:"has_image"`
@@ -64,7 +64,10 @@ type emailJSON struct {
 	UpdatedAt            int64            `json:"updated_at"`
 }
 
+// verificationJSON is a one-time-code verification (verification_otp); the
+// object key tells the verification kinds apart.
 type verificationJSON struct {
+	Object   string `json:"object"`
 	Status   string `json:"status"`
 	Strategy string `json:"strategy"`
 	Attempts *int   `json:"attempts"`
@@ -81,8 +84,9 @@ var (
 	domains = []string{"example.org", "example.com", "example.net"}
 )
 
-// newUserLocked makes a realistic user created at createdMs. About one user
-// in ten has only a username, one in twenty neither names nor username, one
+// newUserLocked makes a realistic user created at createdMs. One user in
+// forty is banned and one in forty locked. About one user in ten has only a
+// username, one in twenty neither names nor username, one
 // in eight several email addresses with the primary not first, and one in
 // twenty-five no email at all (a phone-only sign-up).
 func (f *Fake) newUserLocked(createdMs int64) *fakeUser {
@@ -140,7 +144,7 @@ func (f *Fake) newUserLocked(createdMs int64) *fakeUser {
 				ID:           "idn_" + f.ksuidLocked(created),
 				LinkedTo:     []any{},
 				Object:       "email_address",
-				Verification: verificationJSON{Status: "verified", Strategy: "email_code", Attempts: ptrInt(1)},
+				Verification: verificationJSON{Object: "verification_otp", Status: "verified", Strategy: "email_code", Attempts: ptrInt(1)},
 				CreatedAt:    createdMs,
 				UpdatedAt:    createdMs,
 			})
@@ -153,7 +157,7 @@ func (f *Fake) newUserLocked(createdMs int64) *fakeUser {
 		o.PhoneNumbers = append(o.PhoneNumbers, map[string]any{
 			"id": phoneID, "object": "phone_number", "phone_number": "+1555" + strings.Repeat("0", 3) + f.digits(4),
 			"reserved_for_second_factor": false, "default_second_factor": false, "reserved": false,
-			"verification": map[string]any{"status": "verified", "strategy": "phone_code", "attempts": 1, "expire_at": nil},
+			"verification": map[string]any{"object": "verification_otp", "status": "verified", "strategy": "phone_code", "attempts": 1, "expire_at": nil},
 			"linked_to":    []any{}, "backup_codes": nil, "created_at": createdMs, "updated_at": createdMs,
 		})
 	}
@@ -168,6 +172,16 @@ func (f *Fake) newUserLocked(createdMs int64) *fakeUser {
 	if f.rng.IntN(5) == 0 {
 		o.PublicMetadata = map[string]any{"plan": plans[f.rng.IntN(len(plans))]}
 		o.PrivateMetadata = map[string]any{"stripe_customer_id": "cus_" + f.base62(14)}
+	}
+	// Some users are banned or locked: they are users all the same (listed,
+	// fetched, sent in webhooks).
+	switch f.rng.IntN(40) {
+	case 0:
+		o.Banned = true
+	case 1:
+		o.Locked = true
+		secs := int64(1800)
+		o.LockoutExpiresInSeconds = &secs
 	}
 	return &fakeUser{seq: f.seq, obj: o}
 }

@@ -31,6 +31,10 @@ type Options struct {
 	// PageSize is the page size of the clients Provider returns (default
 	// the client's default, 100).
 	PageSize int
+	// WrapTransport, when set, wraps the HTTP transport of the clients
+	// Provider returns (e.g. to validate their traffic against the
+	// provider's OpenAPI document).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// LenientCursor makes a list cursor that names a deleted user work as a
 	// plain id bound (keyset pagination). By default such a cursor is
 	// answered 400 (WorkOS's real behaviour is undocumented; this is the
@@ -47,6 +51,7 @@ type Fake struct {
 	key      string
 	whSecret string
 	pageSize int
+	wrap     func(http.RoundTripper) http.RoundTripper
 	lenient  bool
 
 	mu      sync.Mutex
@@ -66,6 +71,7 @@ func New(opts Options) *Fake {
 		key:      opts.APIKey,
 		whSecret: opts.WebhookSecret,
 		pageSize: opts.PageSize,
+		wrap:     opts.WrapTransport,
 		lenient:  opts.LenientCursor,
 		byID:     map[string]*userJSON{},
 		deleted:  map[string]*userJSON{},
@@ -112,13 +118,24 @@ func (f *Fake) client(key string) *workos.Client {
 		APIKey:        key,
 		WebhookSecret: f.whSecret,
 		APIURL:        f.URL(),
-		HTTPClient:    f.srv.Client(),
+		HTTPClient:    f.httpClient(),
 		PageSize:      f.pageSize,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("workosfake: %v", err))
 	}
 	return c
+}
+
+// httpClient is the HTTP client of the clients Provider returns.
+func (f *Fake) httpClient() *http.Client {
+	hc := f.srv.Client()
+	if f.wrap == nil {
+		return hc
+	}
+	c := *hc
+	c.Transport = f.wrap(hc.Transport)
+	return &c
 }
 
 // Close stops the server.
@@ -161,6 +178,8 @@ func (f *Fake) UpdateUser(id string) bool {
 		return false
 	}
 	u := *old // users are replaced, never mutated: pages marshal outside the lock
+	// From now on the fake's own shape, not a raw object given to PutUser.
+	u.raw = nil
 	switch f.rng.IntN(3) {
 	case 0:
 		fn := firstNames[f.rng.IntN(len(firstNames))]
@@ -193,6 +212,34 @@ func (f *Fake) indexLocked(id string) int {
 	return sort.Search(len(f.sorted), func(i int) bool { return f.sorted[i].ID >= id })
 }
 
+// PutUser adds, or replaces, a user whose GET /user_management/users/{id}
+// answer (and list entry, and webhook data) is exactly raw, e.g. a payload
+// WorkOS itself published. raw must be a JSON object whose "id" is a WorkOS
+// user id. It returns the id.
+func (f *Fake) PutUser(raw json.RawMessage) (string, error) {
+	var u userJSON
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return "", fmt.Errorf("workosfake: PutUser: %w", err)
+	}
+	if err := workos.ValidateUserID(u.ID); err != nil {
+		return "", fmt.Errorf("workosfake: PutUser: %w", err)
+	}
+	u.raw = append(json.RawMessage(nil), raw...)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if old, ok := f.byID[u.ID]; ok {
+		f.replaceLocked(old, &u)
+		return u.ID, nil
+	}
+	delete(f.deleted, u.ID)
+	f.byID[u.ID] = &u
+	i := f.indexLocked(u.ID)
+	f.sorted = append(f.sorted, nil)
+	copy(f.sorted[i+1:], f.sorted[i:])
+	f.sorted[i] = &u
+	return u.ID, nil
+}
+
 // DeleteUser removes the user.
 func (f *Fake) DeleteUser(id string) bool {
 	f.mu.Lock()
@@ -220,7 +267,7 @@ func (f *Fake) Snapshot() map[string]json.RawMessage {
 	f.mu.Unlock()
 	out := make(map[string]json.RawMessage, len(users))
 	for _, u := range users {
-		out[u.ID] = mustJSON(u)
+		out[u.ID] = u.body()
 	}
 	return out
 }
@@ -236,7 +283,7 @@ func (f *Fake) SetUserFields(id string, fields map[string]any) bool {
 		return false
 	}
 	var m map[string]any
-	if json.Unmarshal(mustJSON(old), &m) != nil {
+	if json.Unmarshal(old.body(), &m) != nil {
 		return false
 	}
 	for k, v := range fields {
@@ -249,6 +296,9 @@ func (f *Fake) SetUserFields(id string, fields map[string]any) bool {
 	var u userJSON
 	if json.Unmarshal(b, &u) != nil || u.ID != id {
 		return false
+	}
+	if old.raw != nil {
+		u.raw = b
 	}
 	f.replaceLocked(old, &u)
 	return true
@@ -277,7 +327,7 @@ func (f *Fake) Webhook(kind provider.EventKind, id string) ([]byte, http.Header)
 	}
 	evID := "event_" + f.ulidLocked(now)
 	f.mu.Unlock()
-	return f.event(evID, typ, u, now)
+	return f.event(evID, typ, u.body(), now)
 }
 
 // IgnoredWebhook builds a signed organization.created delivery (not about

@@ -46,7 +46,7 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{Message: "User not found: '" + id + "'.", Code: "entity_not_found"})
 		return
 	}
-	writeRaw(w, http.StatusOK, mustJSON(u))
+	writeRaw(w, http.StatusOK, u.body())
 }
 
 func faultError(status int) apiError {
@@ -72,6 +72,19 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	invalid := func(msg string) {
 		writeJSON(w, http.StatusUnprocessableEntity, apiError{Message: msg, Code: "invalid_request_parameters"})
+	}
+	// The real list also filters by organization_id (and the deprecated
+	// organization) and email; it has no filter by user state, so without
+	// these it lists every user. The fake implements none of the filters and
+	// refuses them, so that a client relying on one (which the fake would
+	// otherwise silently ignore) fails loudly.
+	for name := range q {
+		switch name {
+		case "limit", "order", "after", "before":
+		default:
+			invalid(name + " is a WorkOS list parameter that workosfake does not implement")
+			return
+		}
 	}
 	limit := 10
 	if v := q.Get("limit"); v != "" {
@@ -162,7 +175,7 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request) {
 	}
 	data := make([]json.RawMessage, len(page))
 	for i, u := range page {
-		data[i] = mustJSON(u)
+		data[i] = u.body()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "list_metadata": md})
 }

@@ -1,6 +1,7 @@
 package workosfake
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -22,6 +23,18 @@ type userJSON struct {
 	Locale            *string           `json:"locale,omitempty"`
 	CreatedAt         string            `json:"created_at"`
 	UpdatedAt         string            `json:"updated_at"`
+
+	// raw, when set, is served instead of the fields above: a user object
+	// given to PutUser as is.
+	raw json.RawMessage
+}
+
+// body is the user's object as GET /user_management/users/{id} returns it.
+func (u *userJSON) body() json.RawMessage {
+	if u.raw != nil {
+		return u.raw
+	}
+	return mustJSON(u)
 }
 
 var (
