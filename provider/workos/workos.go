@@ -29,7 +29,6 @@ const MaxPageSize = 100
 // has no timeout (or one of 20 s or more).
 const DefaultTimeout = 15 * time.Second
 
-
 // Config configures a [Client].
 type Config struct {
 	// APIKey is the secret API key (sk_...), WORKOS_API_KEY.
