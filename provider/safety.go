@@ -130,7 +130,9 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 		add(url.QueryEscape(s))
 		add(url.PathEscape(s))
 		if b, err := json.Marshal(s); err == nil {
-			add(string(b[1 : len(b)-1]))
+			j := string(b[1 : len(b)-1])
+			add(j)
+			add(strings.ReplaceAll(j, "/", `\/`)) // encoders that escape '/'
 		}
 		add(base64.StdEncoding.EncodeToString([]byte(s)))
 		add(base64.RawURLEncoding.EncodeToString([]byte(s)))

@@ -128,7 +128,9 @@ func loadEnv(st IO, requireDB bool) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Env{Config: cfg, Logger: NewLogger(cfg.LogFormat, st.Stderr, slog.LevelInfo), SchemaSQL: st.SchemaSQL}, nil
+	env := &Env{Config: cfg, SchemaSQL: st.SchemaSQL}
+	env.Logger = redactLogger(NewLogger(cfg.LogFormat, st.Stderr, slog.LevelInfo), env.redactor())
+	return env, nil
 }
 
 const migrateHint = `Run 'usersync migrate' first (or start with --migrate).`

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/metrics"
 	"github.com/usersync/usersync/internal/migrate"
@@ -109,9 +110,10 @@ func (e *Env) Providers(m *metrics.Metrics) ([]provider.Provider, map[string]str
 	}
 	var ps []provider.Provider
 	schemas := map[string]string{}
+	red := e.redactor()
 	if c.Stack != nil {
 		p, err := stackauth.New(stackauth.Config{ProjectID: c.Stack.ProjectID, SecretServerKey: c.Stack.SecretServerKey,
-			WebhookSecret: c.Stack.WebhookSecret, APIURL: c.Stack.APIURL, HTTPClient: client("stackauth")})
+			WebhookSecret: c.Stack.WebhookSecret, APIURL: c.Stack.APIURL, HTTPClient: client("stackauth"), Redactor: red})
 		if err != nil {
 			return nil, nil, fmt.Errorf("STACK_*: %w", err)
 		}
@@ -120,7 +122,7 @@ func (e *Env) Providers(m *metrics.Metrics) ([]provider.Provider, map[string]str
 	}
 	if c.Clerk != nil {
 		p, err := clerk.New(clerk.Config{SecretKey: c.Clerk.SecretKey, WebhookSecret: c.Clerk.WebhookSecret,
-			APIURL: c.Clerk.APIURL, HTTPClient: client("clerk")})
+			APIURL: c.Clerk.APIURL, HTTPClient: client("clerk"), Redactor: red})
 		if err != nil {
 			return nil, nil, fmt.Errorf("CLERK_*: %w", err)
 		}
@@ -129,7 +131,7 @@ func (e *Env) Providers(m *metrics.Metrics) ([]provider.Provider, map[string]str
 	}
 	if c.WorkOS != nil {
 		p, err := workos.New(workos.Config{APIKey: c.WorkOS.APIKey, WebhookSecret: c.WorkOS.WebhookSecret,
-			APIURL: c.WorkOS.APIURL, HTTPClient: client("workos")})
+			APIURL: c.WorkOS.APIURL, HTTPClient: client("workos"), Redactor: red})
 		if err != nil {
 			return nil, nil, fmt.Errorf("WORKOS_*: %w", err)
 		}
@@ -177,6 +179,7 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 		return nil, err
 	}
 	status := metrics.NewStatusRecorder()
+	status.SetRedactor(e.redactor())
 	m := metrics.New(status)
 	ps, schemas, err := e.Providers(m)
 	if err != nil {
@@ -209,6 +212,7 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 		// default (100 ms) a job inserted just after a notification waits up
 		// to that long to be fetched.
 		FetchCooldown: syncFetchCooldown,
+		Middleware:    []rivertype.Middleware{&redactJobErrors{r: e.redactor()}},
 	}
 	if workers > 0 {
 		rc.SoftStopTimeout = softStopTimeout

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/usersync/usersync/provider"
 )
 
 // StatusRecorder keeps what `usersync status` reports per provider (last
@@ -17,6 +19,15 @@ import (
 type StatusRecorder struct {
 	mu    sync.Mutex
 	dirty map[string]*providerStatus
+	red   *provider.Redactor
+}
+
+// SetRedactor makes the recorder scrub credentials from the errors it keeps
+// (they are shown by `usersync status`). Call it before recording.
+func (s *StatusRecorder) SetRedactor(r *provider.Redactor) {
+	s.mu.Lock()
+	s.red = r
+	s.mu.Unlock()
 }
 
 type providerStatus struct {
@@ -57,7 +68,7 @@ func (s *StatusRecorder) Failed(p, kind string, err error) {
 	s.mu.Lock()
 	st := s.get(p)
 	st.lastError = time.Now()
-	st.errMsg = kind + ": " + err.Error()
+	st.errMsg = s.red.Redact(kind + ": " + err.Error())
 	if len(st.errMsg) > 500 {
 		st.errMsg = st.errMsg[:500]
 	}
