@@ -33,7 +33,9 @@ type redactingHandler struct {
 	r *provider.Redactor
 }
 
-func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.h.Enabled(ctx, l) }
+func (h *redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.h.Enabled(ctx, l)
+}
 
 func (h *redactingHandler) Handle(ctx context.Context, rec slog.Record) error {
 	out := slog.NewRecord(rec.Time, rec.Level, h.r.Redact(rec.Message), rec.PC)
