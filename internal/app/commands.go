@@ -171,6 +171,7 @@ func Serve(ctx context.Context, env *Env, autoMigrate bool, ready chan<- string)
 		}
 		return err
 	}
+	logger = env.Logger // Open made it scrub credentials
 	defer core.Pool.Close()
 	srv, err := NewServer(ctx, core)
 	if err != nil {
