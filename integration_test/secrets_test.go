@@ -82,6 +82,31 @@ func TestSecretsNeverLogged(t *testing.T) {
 					t.Errorf("River UI with a wrong password answered %d", code)
 				}
 			}
+			// A burst of guesses (§4): each checked one is logged, without the
+			// password; beyond a few, they are refused unchecked (429).
+			throttled := 0
+			for i := range 30 {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+sv.Addr+"/riverui/", nil)
+				req.SetBasicAuth("ops-Admin-u4", fmt.Sprintf("uiPw-Secret-9x7Q-guess%02d", i))
+				switch code, _ := httpDo(req); code {
+				case 401:
+				case 429:
+					throttled++
+				default:
+					t.Errorf("River UI guess %d answered %d", i, code)
+				}
+			}
+			if throttled == 0 {
+				t.Errorf("30 wrong passwords in a row were all checked: no throttling")
+			}
+			Eventually(t, 10*time.Second, "failed UI logins are logged with the user name", func() string {
+				for _, rec := range logRecords(sv.Logs()) {
+					if rec["msg"] == "River UI: failed login" && rec["user"] == "ops-Admin-u4" {
+						return ""
+					}
+				}
+				return "logs so far: " + tail(sv.Logs(), 2000)
+			})
 			Eventually(t, 20*time.Second, "the rejected credentials are logged", func() string {
 				if !strings.Contains(sv.Logs(), "credentials") {
 					return "logs so far: " + tail(sv.Logs(), 2000)
@@ -92,6 +117,9 @@ func TestSecretsNeverLogged(t *testing.T) {
 			_, printed := s.Run(nil, "migrate", "--print-sql")
 			sv.Terminate(t)
 			checkNoSecrets(t, "serve's output", sv.Logs(), secrets)
+			if strings.Contains(sv.Logs(), "-guess") {
+				t.Errorf("a tried River UI password is in serve's output")
+			}
 			checkNoSecrets(t, "status output", status, secrets)
 			checkNoSecrets(t, "migrate --print-sql output", printed, secrets)
 			var dump string
