@@ -162,7 +162,7 @@ sync workers. On a database that was never migrated it exits with an error namin
 // Serve runs the service until ctx is done. ready, if non-nil, receives the
 // listening address once the server accepts connections.
 func Serve(ctx context.Context, env *Env, autoMigrate bool, ready chan<- string) error {
-	cfg, logger := env.Config, env.Logger
+	cfg := env.Config
 	core, err := Open(ctx, env, cfg.Workers, autoMigrate)
 	if err != nil {
 		var nm *migrate.NotMigratedError
@@ -171,7 +171,7 @@ func Serve(ctx context.Context, env *Env, autoMigrate bool, ready chan<- string)
 		}
 		return err
 	}
-	logger = env.Logger // Open made it scrub credentials
+	logger := env.Logger // after Open, which made it scrub credentials
 	defer core.Pool.Close()
 	srv, err := NewServer(ctx, core)
 	if err != nil {
