@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // errBusy: the body budget cannot take this request's body now.
@@ -48,6 +49,11 @@ func (h *Handler) SetBodyBudget(n int64) { h.budget = &byteBudget{max: n} }
 // chunk is the reservation step for a body of unknown length.
 const chunk = 64 << 10
 
+// BodyReadTimeout is how long a webhook body may take to arrive once its
+// headers are in: a sender that trickles a body cannot hold its share of the
+// body budget for longer.
+const BodyReadTimeout = 15 * time.Second
+
 // readBody reads the request body (at most MaxBodyBytes) within the budget.
 // A body of announced length reserves that length before anything is read;
 // one of unknown length (chunked) reserves as it grows. The returned release
@@ -62,6 +68,13 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, func
 			held = 0
 		}
 	}
+	// Not every ResponseWriter supports deadlines (test recorders); the
+	// server's own ReadTimeout still applies then.
+	timeout := h.bodyTimeout
+	if timeout <= 0 {
+		timeout = BodyReadTimeout
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
 	rd := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	if n := r.ContentLength; n >= 0 {
 		if !h.budget.tryAcquire(n) {

@@ -162,3 +162,43 @@ func TestBodyBudget(t *testing.T) {
 		t.Fatalf("budget not given back after a 413: %d bytes held", n)
 	}
 }
+
+// TestTrickledBodyReleased: a body that stops arriving is given up after the
+// body read timeout, and its share of the budget is given back.
+func TestTrickledBodyReleased(t *testing.T) {
+	h, mux := newHandler(1 << 20)
+	webhook.SetBodyReadTimeout(h, 200*time.Millisecond)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhooks/stub", pr)
+	req.ContentLength = 512 << 10
+	req.Header.Set("X-Sig", "ok")
+	done := make(chan int, 1)
+	go func() {
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	_, _ = pw.Write([]byte("changed:")) // then nothing more
+	select {
+	case code := <-done:
+		if code == 200 {
+			t.Errorf("a trickled body was accepted")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler still waits for a trickled body")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.InFlightBytes() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("budget not given back: %d bytes held", h.InFlightBytes())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

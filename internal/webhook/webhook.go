@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
@@ -54,6 +55,8 @@ type Handler struct {
 	observer  Observer
 	logger    *slog.Logger
 	budget    *byteBudget
+	// bodyTimeout overrides BodyReadTimeout (tests).
+	bodyTimeout time.Duration
 }
 
 // NewHandler returns a handler for the given providers (keyed by Name).
