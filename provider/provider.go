@@ -121,7 +121,13 @@ type StatusError struct {
 	// Hint, when set, says what the answer probably means (a redirect, a
 	// not-found answer that is not the provider's own: a wrong API URL).
 	Hint string
+	// Cause, when set, classifies the answer further: [ErrForeignNotFound]
+	// or [ErrRedirect]. It is what Unwrap returns.
+	Cause error
 }
+
+// Unwrap returns e.Cause.
+func (e *StatusError) Unwrap() error { return e.Cause }
 
 func (e *StatusError) Error() string {
 	s := fmt.Sprintf("provider answered HTTP %d", e.StatusCode)

@@ -27,8 +27,17 @@ const (
 	MaxErrorResponseBytes = 64 << 10
 )
 
-// ErrResponseTooLarge: a provider answer was longer than its limit.
-var ErrResponseTooLarge = errors.New("provider answer exceeds the size limit")
+// Errors about a provider answer. ErrForeignNotFound and ErrRedirect are the
+// Cause of a [StatusError]; ErrResponseTooLarge is wrapped by read errors.
+var (
+	// ErrResponseTooLarge: a provider answer was longer than its limit.
+	ErrResponseTooLarge = errors.New("provider answer exceeds the size limit")
+	// ErrForeignNotFound: a 404 that is not in the provider's own not-found
+	// format, so not a deletion; most likely the API URL points elsewhere.
+	ErrForeignNotFound = errors.New("404 answer not in the provider's own format")
+	// ErrRedirect: the API answered a redirect, which is never followed.
+	ErrRedirect = errors.New("the provider API answered a redirect")
+)
 
 // ReadBody reads at most limit bytes of r. A longer body gives an error
 // wrapping [ErrResponseTooLarge]; nothing past limit+1 bytes is read. When
@@ -76,7 +85,7 @@ func RefuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseL
 // (they would carry the credential elsewhere), so the API URL is probably
 // wrong (http instead of https, a missing path, a proxy).
 func RedirectError(status int, envVar string) *StatusError {
-	return &StatusError{StatusCode: status,
+	return &StatusError{StatusCode: status, Cause: ErrRedirect,
 		Hint: "a redirect, which usersync never follows with a credential attached: check " + envVar + " (https? the right path?)"}
 }
 
@@ -84,7 +93,7 @@ func RedirectError(status int, envVar string) *StatusError {
 // provider's own not-found format: not a deletion (it is retried), but
 // probably a server that is not the provider's API, so a wrong API URL.
 func ForeignNotFound(body, providerName, envVar string) *StatusError {
-	return &StatusError{StatusCode: http.StatusNotFound, Body: body,
+	return &StatusError{StatusCode: http.StatusNotFound, Body: body, Cause: ErrForeignNotFound,
 		Hint: "not " + providerName + "'s own not-found answer, so not taken as a deletion: check " + envVar}
 }
 

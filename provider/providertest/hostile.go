@@ -73,8 +73,8 @@ func RunHostile(t *testing.T, h Hostile) {
 				switch {
 				case errors.Is(err, provider.ErrUserNotFound):
 					t.Fatalf("a 404 that is not the provider's own answer was taken as a deletion: %v", err)
-				case !errors.As(err, &se) || se.StatusCode != http.StatusNotFound:
-					t.Fatalf("got %v, want a StatusError 404 (retried)", err)
+				case !errors.As(err, &se) || se.StatusCode != http.StatusNotFound || !errors.Is(err, provider.ErrForeignNotFound):
+					t.Fatalf("got %v, want a StatusError 404 wrapping ErrForeignNotFound (retried)", err)
 				case !strings.Contains(err.Error(), h.EnvVar):
 					t.Errorf("error %q gives no hint about %s", err, h.EnvVar)
 				}
@@ -98,7 +98,7 @@ func RunHostile(t *testing.T, h Hostile) {
 			})
 			_, err := p.FetchUser(ctx, h.UserID)
 			var se *provider.StatusError
-			if !errors.As(err, &se) || se.StatusCode != code || !strings.Contains(err.Error(), h.EnvVar) {
+			if !errors.As(err, &se) || se.StatusCode != code || !errors.Is(err, provider.ErrRedirect) || !strings.Contains(err.Error(), h.EnvVar) {
 				t.Errorf("HTTP %d redirect: %v, want a StatusError %d naming %s", code, err, code, h.EnvVar)
 			}
 			if _, err := p.ListUsers(ctx, ""); err == nil {
