@@ -226,8 +226,18 @@ func TestRiverUIAuth(t *testing.T) {
 // echoHeaders renders a request's headers as text, the way a hostile or
 // badly written server might put them into an error answer.
 func echoHeaders(r *http.Request) string {
+	// The credential headers first, so that even a short excerpt of the
+	// echo holds the key.
 	var b strings.Builder
+	for _, k := range []string{"Authorization", "X-Stack-Secret-Server-Key"} {
+		for _, v := range r.Header.Values(k) {
+			b.WriteString(k + ": " + v + "\n")
+		}
+	}
 	for k, vs := range r.Header {
+		if k == "Authorization" || k == "X-Stack-Secret-Server-Key" {
+			continue
+		}
 		for _, v := range vs {
 			b.WriteString(k + ": " + v + "\n")
 		}
