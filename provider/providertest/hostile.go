@@ -142,6 +142,21 @@ func RunHostile(t *testing.T, h Hostile) {
 		}
 	})
 
+	t.Run("AnnouncedHugeAnswerRefused", func(t *testing.T) {
+		p := serve(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "1073741824") // 1 GiB, never sent
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"id":"` + h.UserID + `"`))
+		})
+		if _, err := p.FetchUser(ctx, h.UserID); !errors.Is(err, provider.ErrResponseTooLarge) {
+			t.Errorf("a 1 GiB answer: %v, want ErrResponseTooLarge", err)
+		}
+		if _, err := p.ListUsers(ctx, ""); !errors.Is(err, provider.ErrResponseTooLarge) {
+			t.Errorf("a 1 GiB list page: %v, want ErrResponseTooLarge", err)
+		}
+	})
+
 	t.Run("EndlessAnswerCut", func(t *testing.T) {
 		for _, list := range []bool{false, true} {
 			var written atomic.Int64
