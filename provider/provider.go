@@ -121,13 +121,26 @@ type StatusError struct {
 	StatusCode int
 	// Body is a short, secret-free excerpt of the response body.
 	Body string
+	// Hint, when set, says what the answer probably means (a redirect, a
+	// not-found answer that is not the provider's own: a wrong API URL).
+	Hint string
+	// Cause, when set, classifies the answer further: [ErrForeignNotFound]
+	// or [ErrRedirect]. It is what Unwrap returns.
+	Cause error
 }
 
+// Unwrap returns e.Cause.
+func (e *StatusError) Unwrap() error { return e.Cause }
+
 func (e *StatusError) Error() string {
-	if e.Body == "" {
-		return fmt.Sprintf("provider answered HTTP %d", e.StatusCode)
+	s := fmt.Sprintf("provider answered HTTP %d", e.StatusCode)
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
 	}
-	return fmt.Sprintf("provider answered HTTP %d: %s", e.StatusCode, e.Body)
+	if e.Body != "" {
+		s += ": " + e.Body
+	}
+	return s
 }
 
 // MaxUserIDLen is the longest user id accepted from a webhook, in bytes.

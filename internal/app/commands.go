@@ -129,7 +129,9 @@ func loadEnv(st IO, requireDB bool) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Env{Config: cfg, Logger: NewLogger(cfg.LogFormat, st.Stderr, slog.LevelInfo), SchemaSQL: st.SchemaSQL}, nil
+	env := &Env{Config: cfg, SchemaSQL: st.SchemaSQL}
+	env.Logger = redactLogger(NewLogger(cfg.LogFormat, st.Stderr, slog.LevelInfo), env.redactor())
+	return env, nil
 }
 
 const migrateHint = `Run 'usersync migrate' first (or start with --migrate).`
@@ -161,7 +163,7 @@ sync workers. On a database that was never migrated it exits with an error namin
 // Serve runs the service until ctx is done. ready, if non-nil, receives the
 // listening address once the server accepts connections.
 func Serve(ctx context.Context, env *Env, autoMigrate bool, ready chan<- string) error {
-	cfg, logger := env.Config, env.Logger
+	cfg := env.Config
 	core, err := Open(ctx, env, cfg.Workers, autoMigrate)
 	if err != nil {
 		var nm *migrate.NotMigratedError
@@ -170,6 +172,7 @@ func Serve(ctx context.Context, env *Env, autoMigrate bool, ready chan<- string)
 		}
 		return err
 	}
+	logger := env.Logger // after Open, which made it scrub credentials
 	defer core.Pool.Close()
 	srv, err := NewServer(ctx, core)
 	if err != nil {

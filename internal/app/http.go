@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -58,7 +56,7 @@ func NewServer(ctx context.Context, core *Core) (*Server, error) {
 			return nil, fmt.Errorf("river UI: %w", err)
 		}
 		s.ui = ui
-		guarded := requireAuth(cfg.UIUser, cfg.UIPassword, sameOrigin(ui))
+		guarded := newLoginGuard(cfg.UIUser, cfg.UIPassword, logger, nil).wrap(sameOrigin(ui))
 		mux.Handle("/riverui", guarded)
 		mux.Handle("/riverui/", guarded)
 		logger.Info("River UI at /riverui/ (basic auth)")
@@ -96,21 +94,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fmt.Fprintln(w, "ready")
-}
-
-// requireAuth guards next with HTTP basic auth, compared in constant time.
-func requireAuth(user, password string, next http.Handler) http.Handler {
-	wantU, wantP := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(password))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		gotU, gotP := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
-		if !ok || subtle.ConstantTimeCompare(gotU[:], wantU[:])&subtle.ConstantTimeCompare(gotP[:], wantP[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="usersync River UI", charset="UTF-8"`)
-			http.Error(w, "authentication required", http.StatusUnauthorized)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // sameOrigin refuses cross-site requests to the UI's mutating endpoints

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/metrics"
 	"github.com/usersync/usersync/internal/migrate"
@@ -109,10 +110,11 @@ func (e *Env) Providers(m *metrics.Metrics) ([]provider.Provider, map[string]str
 	}
 	var ps []provider.Provider
 	schemas := map[string]string{}
+	red := e.redactor()
 	if c.Stack != nil {
 		p, err := stackauth.New(stackauth.Config{ProjectID: c.Stack.ProjectID, SecretServerKey: c.Stack.SecretServerKey,
 			WebhookSecret: c.Stack.WebhookSecret, APIURL: c.Stack.APIURL, HTTPClient: client("stackauth"),
-			ExcludeAnonymous: c.ExcludeAnonymous()})
+			ExcludeAnonymous: c.ExcludeAnonymous(), Redactor: red})
 		if err != nil {
 			return nil, nil, fmt.Errorf("STACK_*: %w", err)
 		}
@@ -121,7 +123,7 @@ func (e *Env) Providers(m *metrics.Metrics) ([]provider.Provider, map[string]str
 	}
 	if c.Clerk != nil {
 		p, err := clerk.New(clerk.Config{SecretKey: c.Clerk.SecretKey, WebhookSecret: c.Clerk.WebhookSecret,
-			APIURL: c.Clerk.APIURL, HTTPClient: client("clerk")})
+			APIURL: c.Clerk.APIURL, HTTPClient: client("clerk"), Redactor: red})
 		if err != nil {
 			return nil, nil, fmt.Errorf("CLERK_*: %w", err)
 		}
@@ -130,7 +132,7 @@ func (e *Env) Providers(m *metrics.Metrics) ([]provider.Provider, map[string]str
 	}
 	if c.WorkOS != nil {
 		p, err := workos.New(workos.Config{APIKey: c.WorkOS.APIKey, WebhookSecret: c.WorkOS.WebhookSecret,
-			APIURL: c.WorkOS.APIURL, HTTPClient: client("workos")})
+			APIURL: c.WorkOS.APIURL, HTTPClient: client("workos"), Redactor: red})
 		if err != nil {
 			return nil, nil, fmt.Errorf("WORKOS_*: %w", err)
 		}
@@ -160,6 +162,10 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	if !c.Enabled() {
 		return nil, errors.New("no provider is configured: set STACK_PROJECT_ID, STACK_SECRET_SERVER_KEY and STACK_WEBHOOK_SECRET (or the CLERK_* or WORKOS_* variables)")
 	}
+	if _, done := e.Logger.Handler().(*redactingHandler); !done {
+		// Library callers and tests build Env themselves: scrub their logger too.
+		e.Logger = redactLogger(e.Logger, e.redactor())
+	}
 	pool, err := OpenPool(ctx, c.DatabaseURL, c.DBMaxConns)
 	if err != nil {
 		return nil, err
@@ -178,6 +184,7 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 		return nil, err
 	}
 	status := metrics.NewStatusRecorder()
+	status.SetRedactor(e.redactor())
 	m := metrics.New(status)
 	ps, schemas, err := e.Providers(m)
 	if err != nil {
@@ -213,6 +220,7 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 		// default (100 ms) a job inserted just after a notification waits up
 		// to that long to be fetched.
 		FetchCooldown: syncFetchCooldown,
+		Middleware:    []rivertype.Middleware{&redactJobErrors{r: e.redactor()}},
 	}
 	if workers > 0 {
 		rc.SoftStopTimeout = softStopTimeout

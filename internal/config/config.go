@@ -6,12 +6,18 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/usersync/usersync/provider"
 )
 
 // Delete modes for USERSYNC_DELETE_MODE.
@@ -180,6 +186,9 @@ func Load(lookupEnv func(string) (string, bool), requireDB bool) (*Config, error
 	if err := c.loadAnonymous(getenv); err != nil {
 		return nil, err
 	}
+	if err := c.checkStrength(); err != nil {
+		return nil, err
+	}
 	if v, ok := lookupEnv("USERSYNC_NOTIFY_CHANNEL"); ok {
 		if v != "" && (len(v) > 63 || strings.ContainsAny(v, "\x00")) {
 			return nil, &Error{"USERSYNC_NOTIFY_CHANNEL", "must be at most 63 bytes"}
@@ -237,8 +246,9 @@ func (c *Config) loadProviders(getenv func(string) string) error {
 		if v == "" {
 			return def, nil
 		}
-		if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
-			return "", &Error{name, fmt.Sprintf("%q is not an http(s) URL", v)}
+		// The value is never echoed: a URL may hold credentials.
+		if _, err := provider.ParseAPIURL(v); err != nil {
+			return "", &Error{name, err.Error()}
 		}
 		return strings.TrimRight(v, "/"), nil
 	}
@@ -277,7 +287,7 @@ func (c *Config) loadProviders(getenv func(string) string) error {
 			return err
 		}
 		if !strings.HasSuffix(u, "/v1") {
-			return &Error{"CLERK_API_URL", fmt.Sprintf("%q must end in /v1 (e.g. https://api.clerk.com/v1)", u)}
+			return &Error{"CLERK_API_URL", "must end in /v1 (e.g. https://api.clerk.com/v1)"}
 		}
 		s, err := schemaFor("clerk", "CLERK_SCHEMA")
 		if err != nil {
@@ -311,3 +321,78 @@ func (c *Config) loadProviders(getenv func(string) string) error {
 
 // Enabled reports whether at least one provider is configured.
 func (c *Config) Enabled() bool { return c.Stack != nil || c.Clerk != nil || c.WorkOS != nil }
+
+// MinUIPasswordLen is the shortest River UI password accepted, in
+// characters (SPEC §3).
+const MinUIPasswordLen = 12
+
+// checkStrength refuses weak secrets (SPEC §3): webhook signing secrets with
+// fewer than provider.MinWebhookSecretBytes bytes of key material (a Svix
+// secret is "whsec_" + base64, counted decoded; a WorkOS secret is a plain
+// string, counted in bytes) and a River UI password shorter than
+// MinUIPasswordLen characters. Errors name the variable, never the value.
+func (c *Config) checkStrength() error {
+	svix := func(name, v string) error {
+		switch n := provider.SvixKeyBytes(v); {
+		case n < 0:
+			return &Error{name, "is not a Svix signing secret (whsec_ followed by base64)"}
+		case n < provider.MinWebhookSecretBytes:
+			return &Error{name, fmt.Sprintf("has %d bytes of key material; at least %d are needed (copy the whole secret from the provider's dashboard)", n, provider.MinWebhookSecretBytes)}
+		}
+		return nil
+	}
+	if c.Stack != nil {
+		if err := svix("STACK_WEBHOOK_SECRET", c.Stack.WebhookSecret); err != nil {
+			return err
+		}
+	}
+	if c.Clerk != nil {
+		if err := svix("CLERK_WEBHOOK_SECRET", c.Clerk.WebhookSecret); err != nil {
+			return err
+		}
+	}
+	if c.WorkOS != nil {
+		if n := len(c.WorkOS.WebhookSecret); n < provider.MinWebhookSecretBytes {
+			return &Error{"WORKOS_WEBHOOK_SECRET", fmt.Sprintf("has %d bytes; at least %d are needed (copy the whole secret from the WorkOS dashboard)", n, provider.MinWebhookSecretBytes)}
+		}
+	}
+	if c.UIPassword != "" && utf8.RuneCountInString(c.UIPassword) < MinUIPasswordLen {
+		return &Error{"USERSYNC_UI_PASSWORD", fmt.Sprintf("is shorter than %d characters", MinUIPasswordLen)}
+	}
+	return nil
+}
+
+// Secrets returns every credential the configuration holds: provider keys,
+// webhook secrets, the River UI password and the password in DATABASE_URL.
+// They are scrubbed from any text usersync logs or stores.
+func (c *Config) Secrets() []string {
+	var out []string
+	add := func(vs ...string) {
+		for _, v := range vs {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	add(c.UIPassword)
+	if c.Stack != nil {
+		add(c.Stack.SecretServerKey, c.Stack.WebhookSecret)
+	}
+	if c.Clerk != nil {
+		add(c.Clerk.SecretKey, c.Clerk.WebhookSecret)
+	}
+	if c.WorkOS != nil {
+		add(c.WorkOS.APIKey, c.WorkOS.WebhookSecret)
+	}
+	if c.DatabaseURL != "" {
+		if pc, err := pgconn.ParseConfig(c.DatabaseURL); err == nil {
+			add(pc.Password)
+		}
+		if u, err := url.Parse(c.DatabaseURL); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok {
+				add(pw)
+			}
+		}
+	}
+	return out
+}

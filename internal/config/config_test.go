@@ -75,8 +75,8 @@ func TestErrorsNameTheVariableAndHideSecrets(t *testing.T) {
 func TestProvidersAndSchemas(t *testing.T) {
 	c, err := Load(env(map[string]string{
 		"DATABASE_URL": "postgres://x", "USERSYNC_REDACT": "server_metadata, private_metadata,server_metadata",
-		"STACK_PROJECT_ID": "p", "STACK_SECRET_SERVER_KEY": "k", "STACK_WEBHOOK_SECRET": "whsec_x", "STACK_API_URL": "http://localhost:1/",
-		"CLERK_SECRET_KEY": "sk", "CLERK_WEBHOOK_SECRET": "whsec_y", "CLERK_SCHEMA": "clerk_users",
+		"STACK_PROJECT_ID": "p", "STACK_SECRET_SERVER_KEY": "k", "STACK_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "STACK_API_URL": "http://localhost:1/",
+		"CLERK_SECRET_KEY": "sk", "CLERK_WEBHOOK_SECRET": "whsec_AAECAwQFBgcICQoLDA0ODw==", "CLERK_SCHEMA": "clerk_users",
 		"USERSYNC_NOTIFY_CHANNEL": "",
 	}), true)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/usersync/usersync/provider"
 )
 
 // StatusRecorder keeps what `usersync status` reports per provider (last
@@ -22,10 +24,19 @@ type StatusRecorder struct {
 	// once, so that `usersync status` never sees the failed job before it.
 	db     execer
 	schema string
+	red    *provider.Redactor
 }
 
 type execer interface {
 	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}
+
+// SetRedactor makes the recorder scrub credentials from the errors it keeps
+// (they are shown by `usersync status`). Call it before recording.
+func (s *StatusRecorder) SetRedactor(r *provider.Redactor) {
+	s.mu.Lock()
+	s.red = r
+	s.mu.Unlock()
 }
 
 type providerStatus struct {
@@ -66,7 +77,7 @@ func (s *StatusRecorder) Failed(p, kind string, err error) {
 	s.mu.Lock()
 	st := s.get(p)
 	st.lastError = time.Now()
-	st.errMsg = kind + ": " + err.Error()
+	st.errMsg = s.red.Redact(kind + ": " + err.Error())
 	if len(st.errMsg) > 500 {
 		st.errMsg = st.errMsg[:500]
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
@@ -19,6 +20,19 @@ import (
 // MaxBodyBytes is the largest webhook body accepted (SPEC §4: at least 4 MiB,
 // since a Stack Auth profile_image_url may be a 1 MB data URL).
 const MaxBodyBytes = 8 << 20
+
+// DefaultBodyBudget bounds the webhook bodies held in memory at once, across
+// all requests (SPEC §4, §6.12): four bodies of the largest size, or
+// thousands of ordinary ones (a few KiB each). A request that cannot get its
+// share is answered 503 with Retry-After before its body is read; providers
+// retry. Verifying and parsing a body briefly needs about twice its size
+// again, so the memory the bodies take stays within a small multiple of
+// this.
+const DefaultBodyBudget = 32 << 20
+
+// RetryAfterBusy is the Retry-After, in seconds, of a 503 answered when the
+// body budget is spent.
+const RetryAfterBusy = "2"
 
 // Committer durably enqueues sync jobs; Submit returns once the job for ref
 // is committed, or with an error if it could not be.
@@ -30,7 +44,7 @@ type Committer interface {
 type Observer interface {
 	// Webhook is called once per request. outcome is one of "enqueued",
 	// "ignored", "bad_signature", "bad_payload", "too_large", "unavailable",
-	// "not_found", "method_not_allowed".
+	// "busy" (the body budget was spent), "not_found", "method_not_allowed".
 	Webhook(provider, eventType, outcome string)
 }
 
@@ -40,11 +54,15 @@ type Handler struct {
 	committer Committer
 	observer  Observer
 	logger    *slog.Logger
+	budget    *byteBudget
+	// bodyTimeout overrides BodyReadTimeout (tests).
+	bodyTimeout time.Duration
 }
 
 // NewHandler returns a handler for the given providers (keyed by Name).
 func NewHandler(providers []provider.Provider, c Committer, obs Observer, logger *slog.Logger) *Handler {
-	h := &Handler{providers: map[string]provider.Provider{}, committer: c, observer: obs, logger: logger}
+	h := &Handler{providers: map[string]provider.Provider{}, committer: c, observer: obs, logger: logger,
+		budget: &byteBudget{max: DefaultBodyBudget}}
 	for _, p := range providers {
 		h.providers[p.Name()] = p
 	}
@@ -80,14 +98,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
+	// Unsigned requests are refused before a byte of their body is read.
+	if sc, ok := p.(provider.SignatureChecker); ok && !sc.HasSignatureHeaders(r.Header) {
+		h.obs().Webhook(name, "", "bad_signature")
+		h.logger.Warn("webhook rejected: no signature headers", "provider", name, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusUnauthorized, "missing signature headers")
+		return
+	}
 	if r.ContentLength > MaxBodyBytes {
 		h.obs().Webhook(name, "", "too_large")
 		writeJSON(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", MaxBodyBytes))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, release, err := h.readBody(w, r)
+	defer release()
 	if err != nil {
 		var mbe *http.MaxBytesError
+		if errors.Is(err, errBusy) {
+			h.obs().Webhook(name, "", "busy")
+			w.Header().Set("Retry-After", RetryAfterBusy)
+			writeJSON(w, http.StatusServiceUnavailable, "too many webhook bodies in flight; retry later")
+			return
+		}
 		if errors.As(err, &mbe) {
 			h.obs().Webhook(name, "", "too_large")
 			writeJSON(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", MaxBodyBytes))
@@ -98,6 +130,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev, err := p.ParseWebhook(body, r.Header)
+	release() // the body is not needed any more
 	switch {
 	case errors.Is(err, provider.ErrBadSignature):
 		h.obs().Webhook(name, "", "bad_signature")

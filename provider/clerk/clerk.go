@@ -49,6 +49,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// PageSize is the number of users per list page, 1..500; default 500.
 	PageSize int
+	// Redactor scrubs credentials from error text (every credential of the
+	// process, when the caller has several); the client adds its own keys.
+	Redactor *provider.Redactor
 }
 
 // Client is a [provider.Provider] for Clerk. It is safe for concurrent use.
@@ -79,7 +82,8 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("clerk: %w", err)
 	}
 	if !strings.HasSuffix(u.Path, "/v1") {
-		return nil, fmt.Errorf("clerk: API URL %q must end with /v1 (e.g. %s)", cfg.APIURL, DefaultAPIURL)
+		// The URL is not echoed: it could hold credentials.
+		return nil, fmt.Errorf("clerk: API URL must end with /v1 (e.g. %s)", DefaultAPIURL)
 	}
 	apiURL = u.String()
 	pageSize, err := provider.PageSize(cfg.PageSize, MaxPageSize)
@@ -93,11 +97,14 @@ func New(cfg Config) (*Client, error) {
 			// The svix error quotes no part of the secret, but say less anyway.
 			return nil, errors.New("clerk: webhook secret is not a valid Svix secret (whsec_ followed by base64)")
 		}
+		if n := provider.SvixKeyBytes(cfg.WebhookSecret); n < provider.MinWebhookSecretBytes {
+			return nil, fmt.Errorf("clerk: webhook secret is too short: %d bytes of key material, at least %d needed", n, provider.MinWebhookSecretBytes)
+		}
 	}
 	users := user.NewClient(&clerksdk.ClientConfig{BackendConfig: clerksdk.BackendConfig{
 		URL:        clerksdk.String(apiURL),
 		Key:        clerksdk.String(cfg.SecretKey),
-		HTTPClient: wrapHTTPClient(cfg.HTTPClient),
+		HTTPClient: wrapHTTPClient(cfg.HTTPClient, cfg.Redactor.With(cfg.SecretKey, cfg.WebhookSecret)),
 	}})
 	return &Client{users: users, backend: users.Backend, webhook: wh, pageSize: pageSize}, nil
 }
@@ -113,7 +120,7 @@ func (c *Client) FetchUser(ctx context.Context, id string) (provider.User, error
 		// No Clerk user can have this id; it would not even make a safe path.
 		return provider.User{}, fmt.Errorf("clerk: fetch user %q: %w (%v)", id, provider.ErrUserNotFound, err)
 	}
-	ctx, rec := withRecorder(ctx)
+	ctx, rec := withRecorderLimit(ctx, provider.MaxUserResponseBytes)
 	u, err := c.users.Get(ctx, id)
 	if err != nil {
 		return provider.User{}, fmt.Errorf("clerk: fetch user %s: %w", id, classify(err, rec, true))
@@ -228,11 +235,25 @@ func deref(p *string) string {
 // classify turns an SDK or transport error into usersync's classified errors.
 // rec holds the status and Retry-After of the last response, recorded by the
 // transport, since the SDK drops both when the body has no "errors" key.
-// notFoundOK says whether a 404 means "this user does not exist".
+// notFoundOK says whether a 404 means "this user does not exist" (only in
+// Clerk's own format: a ClerkErrors body with code resource_not_found). The
+// result's message holds no credential the transport knows of.
 func classify(err error, rec *recorder, notFoundOK bool) error {
 	if err == nil {
 		return nil
 	}
+	var red *provider.Redactor
+	if rec != nil {
+		var tooLarge bool
+		tooLarge, red = rec.state()
+		if tooLarge || errors.Is(err, provider.ErrResponseTooLarge) {
+			return fmt.Errorf("%w (at most %d bytes are read of one answer)", provider.ErrResponseTooLarge, rec.limit)
+		}
+	}
+	return red.RedactError(classifyStatus(err, rec, notFoundOK, red))
+}
+
+func classifyStatus(err error, rec *recorder, notFoundOK bool, red *provider.Redactor) error {
 	status := 0
 	var apiErr *clerksdk.APIErrorResponse
 	isAPIErr := errors.As(err, &apiErr)
@@ -246,32 +267,50 @@ func classify(err error, rec *recorder, notFoundOK bool) error {
 	if !isAPIErr && recStatus >= 400 {
 		status = recStatus
 	}
+	if recStatus >= 300 && recStatus <= 399 {
+		return provider.RedirectError(recStatus, "CLERK_API_URL")
+	}
 	if status == 0 {
 		// A transport error (connection reset, timeout, context ended) or a
 		// 2xx body the SDK could not decode: return it as is (transient).
 		return err
 	}
 	switch {
-	case status == http.StatusNotFound && notFoundOK && isAPIErr:
-		return fmt.Errorf("%w: %s", provider.ErrUserNotFound, describe(apiErr))
+	case status == http.StatusNotFound && notFoundOK && isAPIErr && isResourceNotFound(apiErr):
+		return fmt.Errorf("%w: %s", provider.ErrUserNotFound, describe(apiErr, red))
+	case status == http.StatusNotFound && notFoundOK:
+		return provider.ForeignNotFound(describeErr(err, apiErr, red), "Clerk", "CLERK_API_URL")
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return fmt.Errorf("%w: HTTP %d: %s", provider.ErrBadCredentials, status, describeErr(err, apiErr))
+		return fmt.Errorf("%w: HTTP %d: %s", provider.ErrBadCredentials, status, describeErr(err, apiErr, red))
 	case status == http.StatusTooManyRequests:
 		return &provider.RateLimitedError{RetryAfter: parseRetryAfter(recRetryAfter, time.Now())}
 	default:
-		return &provider.StatusError{StatusCode: status, Body: describeErr(err, apiErr)}
+		return &provider.StatusError{StatusCode: status, Body: describeErr(err, apiErr, red)}
 	}
 }
 
-func describeErr(err error, apiErr *clerksdk.APIErrorResponse) string {
-	if apiErr != nil {
-		return describe(apiErr)
+// isResourceNotFound reports whether a ClerkErrors body says
+// resource_not_found, Clerk's own answer for a user that does not exist.
+func isResourceNotFound(e *clerksdk.APIErrorResponse) bool {
+	for _, x := range e.Errors {
+		if x.Code == "resource_not_found" {
+			return true
+		}
 	}
-	return provider.Snippet([]byte(err.Error()), 200)
+	return false
+}
+
+// describeErr summarises an error answer, credentials removed before it is
+// cut short (so no part of one can remain).
+func describeErr(err error, apiErr *clerksdk.APIErrorResponse, red *provider.Redactor) string {
+	if apiErr != nil {
+		return describe(apiErr, red)
+	}
+	return provider.Snippet([]byte(red.Redact(err.Error())), 200)
 }
 
 // describe summarises a Clerk error body (codes and messages, trace id).
-func describe(e *clerksdk.APIErrorResponse) string {
+func describe(e *clerksdk.APIErrorResponse, red *provider.Redactor) string {
 	var parts []string
 	for _, x := range e.Errors {
 		s := x.Code
@@ -286,7 +325,7 @@ func describe(e *clerksdk.APIErrorResponse) string {
 	if e.TraceID != "" {
 		s += " (trace " + e.TraceID + ")"
 	}
-	return provider.Snippet([]byte(s), 300)
+	return provider.Snippet([]byte(red.Redact(s)), 300)
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.

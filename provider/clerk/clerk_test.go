@@ -111,7 +111,7 @@ func TestNewConfig(t *testing.T) {
 	if _, err := New(Config{SecretKey: "k", APIURL: "http://127.0.0.1:1/v1/"}); err != nil {
 		t.Errorf("trailing slash: %v", err)
 	}
-	hc := wrapHTTPClient(&http.Client{Timeout: time.Minute})
+	hc := wrapHTTPClient(&http.Client{Timeout: time.Minute}, nil)
 	if hc.Timeout >= 20*time.Second {
 		t.Errorf("timeout %s not capped", hc.Timeout)
 	}

@@ -52,12 +52,12 @@ const (
 	RequestTimeout = 15 * time.Second
 )
 
-// Response size limits: a user object may carry a 1 MB data: URL as its
-// profile image, and a page holds up to 1000 users.
+// Response size limits (see the provider package): a user object may carry
+// a 1 MB data: URL as its profile image, and a page holds up to 1000 users.
 const (
-	maxUserBody  = 16 << 20
-	maxListBody  = 256 << 20
-	maxErrorBody = 64 << 10
+	maxUserBody  = provider.MaxUserResponseBytes
+	maxListBody  = provider.MaxListResponseBytes
+	maxErrorBody = provider.MaxErrorResponseBytes
 	snippetLen   = 200
 )
 
@@ -89,12 +89,16 @@ type Config struct {
 	// anonymous user an answer still holds. FetchUser returns every user
 	// either way, with [provider.User.Anonymous] set from is_anonymous.
 	ExcludeAnonymous bool
+	// Redactor scrubs credentials from error text (every credential of the
+	// process, when the caller has several); the client adds its own keys.
+	Redactor *provider.Redactor
 }
 
 // Client is a Stack Auth [provider.Provider]. It is safe for concurrent use.
 type Client struct {
 	projectID string
 	secretKey string
+	red       *provider.Redactor
 	base      string // ".../api/v1", no trailing slash
 	http      *http.Client
 	pageSize  int
@@ -144,10 +148,11 @@ func New(cfg Config) (*Client, error) {
 	} else {
 		hc.Timeout = RequestTimeout
 	}
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	hc.CheckRedirect = provider.RefuseRedirects
 	return &Client{
 		projectID: cfg.ProjectID,
 		secretKey: cfg.SecretServerKey,
+		red:       cfg.Redactor.With(cfg.SecretServerKey, cfg.WebhookSecret),
 		base:      base,
 		http:      &hc,
 		pageSize:  pageSize,
@@ -169,9 +174,8 @@ func newWebhook(secret string) (*svix.Webhook, error) {
 		// secret material, but keep the message ours anyway.
 		return nil, errors.New(what + " is not valid: expected whsec_ followed by base64")
 	}
-	key := strings.TrimPrefix(secret, "whsec_")
-	if len(key) < 16 { // base64 of fewer than 12 bytes: not a real secret
-		return nil, errors.New(what + " is too short to be a Svix signing secret")
+	if n := provider.SvixKeyBytes(secret); n < provider.MinWebhookSecretBytes {
+		return nil, fmt.Errorf("%s is too short: %d bytes of key material, at least %d needed", what, n, provider.MinWebhookSecretBytes)
 	}
 	return wh, nil
 }
@@ -220,9 +224,11 @@ func (c *Client) FetchUser(ctx context.Context, id string) (provider.User, error
 		return provider.User{}, fmt.Errorf("stackauth: fetch user %s: %w", id, err)
 	}
 	if status < 200 || status > 299 {
-		kerr := knownErrorCode(header, body)
-		if status == http.StatusNotFound && kerr == "USER_NOT_FOUND" {
-			return provider.User{}, fmt.Errorf("stackauth: fetch user %s: %w", id, provider.ErrUserNotFound)
+		if status == http.StatusNotFound {
+			if isUserNotFound(header, body) {
+				return provider.User{}, fmt.Errorf("stackauth: fetch user %s: %w", id, provider.ErrUserNotFound)
+			}
+			return provider.User{}, fmt.Errorf("stackauth: fetch user %s: %w", id, provider.ForeignNotFound(c.snippet(body), "Stack Auth", "STACK_API_URL"))
 		}
 		return provider.User{}, fmt.Errorf("stackauth: fetch user %s: %w", id, c.classify(status, header, body))
 	}
@@ -311,6 +317,20 @@ func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, e
 	return page, nil
 }
 
+// isUserNotFound reports whether a 404 answer is Stack Auth's own "no such
+// user": its USER_NOT_FOUND known error, named both in the
+// X-Stack-Known-Error header and in the JSON body's code. Any other 404 (a
+// server that is not Stack Auth's API) is not a deletion.
+func isUserNotFound(header http.Header, body []byte) bool {
+	if header.Get("X-Stack-Known-Error") != "USER_NOT_FOUND" {
+		return false
+	}
+	var e struct {
+		Code string `json:"code"`
+	}
+	return json.Unmarshal(body, &e) == nil && e.Code == "USER_NOT_FOUND"
+}
+
 // cursorRejected reports whether a non-2xx list answer is about the cursor
 // (rather than credentials, rate limits or an outage).
 func cursorRejected(status int, header http.Header, body []byte) bool {
@@ -350,18 +370,20 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, limit int64
 		return 0, nil, nil, c.redactErr(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		limit = maxErrorBody
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return 0, nil, nil, provider.RedirectError(resp.StatusCode, "STACK_API_URL")
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// Only summarised: read a bounded prefix, drop the rest.
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		if err != nil {
+			return 0, nil, nil, fmt.Errorf("read response (HTTP %d): %w", resp.StatusCode, c.redactErr(err))
+		}
+		return resp.StatusCode, resp.Header, body, nil
+	}
+	body, err := provider.ReadBody(resp.Body, resp.ContentLength, limit)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("read response (HTTP %d): %w", resp.StatusCode, c.redactErr(err))
-	}
-	if int64(len(body)) > limit {
-		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-			return 0, nil, nil, fmt.Errorf("response body exceeds %d bytes", limit)
-		}
-		body = body[:limit]
 	}
 	return resp.StatusCode, resp.Header, body, nil
 }
@@ -387,30 +409,12 @@ func (c *Client) snippet(body []byte) string {
 	return provider.Snippet([]byte(c.redact(string(body))), snippetLen)
 }
 
-// redact removes the secret key from s, in case something echoes it.
-func (c *Client) redact(s string) string {
-	if c.secretKey == "" || !strings.Contains(s, c.secretKey) {
-		return s
-	}
-	return strings.ReplaceAll(s, c.secretKey, "[REDACTED]")
-}
+// redact removes every known credential from s, in case something echoes it.
+func (c *Client) redact(s string) string { return c.red.Redact(s) }
 
 // redactErr keeps err's chain (timeouts, resets stay detectable) while making
-// sure its message cannot contain the secret key.
-func (c *Client) redactErr(err error) error {
-	if !strings.Contains(err.Error(), c.secretKey) {
-		return err
-	}
-	return &redactedError{msg: c.redact(err.Error()), err: err}
-}
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
+// sure its message cannot contain a credential.
+func (c *Client) redactErr(err error) error { return c.red.RedactError(err) }
 
 // knownErrorCode returns Stack's KnownError code of an error answer, from the
 // X-Stack-Known-Error header or the body's "code".

@@ -330,10 +330,24 @@ func TestStubResponses(t *testing.T) {
 		current.Store(&answer{status, header, body})
 	}
 
-	// USER_NOT_FOUND from the header alone.
-	set(404, map[string]string{"X-Stack-Known-Error": "USER_NOT_FOUND"}, "")
+	// USER_NOT_FOUND in Stack's own format: the header and the body's code.
+	set(404, map[string]string{"X-Stack-Known-Error": "USER_NOT_FOUND", "Content-Type": "application/json; charset=utf-8"},
+		`{"code":"USER_NOT_FOUND","error":"User not found."}`)
 	if _, err := c.FetchUser(ctx, testUUID); !errors.Is(err, provider.ErrUserNotFound) {
-		t.Errorf("header-only 404: %v", err)
+		t.Errorf("Stack's USER_NOT_FOUND: %v", err)
+	}
+	// Half of the format (only the header, or only the body) is not Stack's
+	// answer: not a deletion.
+	for name, a := range map[string]answer{
+		"header only": {404, map[string]string{"X-Stack-Known-Error": "USER_NOT_FOUND"}, ""},
+		"body only":   {404, nil, `{"code":"USER_NOT_FOUND","error":"User not found."}`},
+	} {
+		set(a.status, a.header, a.body)
+		_, err := c.FetchUser(ctx, testUUID)
+		var se *provider.StatusError
+		if errors.Is(err, provider.ErrUserNotFound) || !errors.As(err, &se) || se.StatusCode != 404 || !strings.Contains(err.Error(), "STACK_API_URL") {
+			t.Errorf("%s 404: %v, want a retried provider error that names STACK_API_URL", name, err)
+		}
 	}
 	// A 404 that is not Stack's USER_NOT_FOUND (wrong URL, proxy) must not
 	// look like a deletion.

@@ -103,3 +103,10 @@ func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, 
 func parseEvent(body []byte) (provider.Event, error) {
 	return provider.ParseUserEvent(body, "event", ValidateUserID)
 }
+
+var _ provider.SignatureChecker = (*Client)(nil)
+
+// HasSignatureHeaders reports whether h has the WorkOS-Signature header that
+// every WorkOS delivery carries; the receiver refuses a request without it
+// before reading its body.
+func (c *Client) HasSignatureHeaders(h http.Header) bool { return h.Get(SignatureHeader) != "" }

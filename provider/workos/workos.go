@@ -29,9 +29,6 @@ const MaxPageSize = 100
 // has no timeout (or one of 20 s or more).
 const DefaultTimeout = 15 * time.Second
 
-// maxBody bounds a response body read into memory.
-const maxBody = 32 << 20
-
 // Config configures a [Client].
 type Config struct {
 	// APIKey is the secret API key (sk_...), WORKOS_API_KEY.
@@ -46,11 +43,15 @@ type Config struct {
 	HTTPClient *http.Client
 	// PageSize is the number of users per list page, 1..100; default 100.
 	PageSize int
+	// Redactor scrubs credentials from error text (every credential of the
+	// process, when the caller has several); the client adds its own keys.
+	Redactor *provider.Redactor
 }
 
 // Client is a [provider.Provider] for WorkOS. It is safe for concurrent use.
 type Client struct {
 	apiKey        string
+	red           *provider.Redactor
 	webhookSecret []byte
 	base          string
 	hc            *http.Client
@@ -84,15 +85,21 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workos: %w", err)
 	}
+	if cfg.WebhookSecret != "" && len(cfg.WebhookSecret) < provider.MinWebhookSecretBytes {
+		return nil, fmt.Errorf("workos: webhook secret is too short: %d bytes, at least %d needed", len(cfg.WebhookSecret), provider.MinWebhookSecretBytes)
+	}
 	var hc http.Client
 	if cfg.HTTPClient != nil {
 		hc = *cfg.HTTPClient
 	}
+	// A redirect would carry the API key to another address.
+	hc.CheckRedirect = provider.RefuseRedirects
 	if hc.Timeout <= 0 || hc.Timeout >= 20*time.Second {
 		hc.Timeout = DefaultTimeout
 	}
 	return &Client{
 		apiKey:        cfg.APIKey,
+		red:           cfg.Redactor.With(cfg.APIKey, cfg.WebhookSecret),
 		webhookSecret: []byte(cfg.WebhookSecret),
 		base:          base,
 		hc:            &hc,
@@ -111,7 +118,7 @@ func (c *Client) FetchUser(ctx context.Context, id string) (provider.User, error
 		// No WorkOS user can have this id.
 		return provider.User{}, fmt.Errorf("workos: fetch user %q: %w (%v)", id, provider.ErrUserNotFound, err)
 	}
-	body, err := c.get(ctx, "/user_management/users/"+url.PathEscape(id), nil, true)
+	body, err := c.get(ctx, "/user_management/users/"+url.PathEscape(id), nil, id)
 	if err != nil {
 		return provider.User{}, fmt.Errorf("workos: fetch user %s: %w", id, err)
 	}
@@ -153,7 +160,7 @@ func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, e
 		}
 		q.Set("after", cursor)
 	}
-	body, err := c.get(ctx, "/user_management/users", q, false)
+	body, err := c.get(ctx, "/user_management/users", q, "")
 	if err != nil {
 		var se *provider.StatusError
 		if cursor != "" && errors.As(err, &se) &&
@@ -203,8 +210,15 @@ func (c *Client) ResumeCursor(lastUserID string) string {
 }
 
 // get performs an authenticated GET and returns the body of a 200 answer,
-// or a classified error. notFound says whether a 404 means the user is gone.
-func (c *Client) get(ctx context.Context, path string, q url.Values, notFound bool) ([]byte, error) {
+// or a classified error. userID, when set, is the user the request is
+// about: a 404 in WorkOS's own not-found format then means the user is gone.
+// Error messages hold no credential the client knows of.
+func (c *Client) get(ctx context.Context, path string, q url.Values, userID string) ([]byte, error) {
+	body, err := c.doGet(ctx, path, q, userID)
+	return body, c.red.RedactError(err)
+}
+
+func (c *Client) doGet(ctx context.Context, path string, q url.Values, userID string) ([]byte, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -221,24 +235,35 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, notFound bo
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return nil, provider.RedirectError(resp.StatusCode, "WORKOS_API_URL")
+	}
+	if resp.StatusCode == http.StatusOK {
+		limit := int64(provider.MaxListResponseBytes)
+		if userID != "" {
+			limit = provider.MaxUserResponseBytes
+		}
+		body, err := provider.ReadBody(resp.Body, resp.ContentLength, limit)
+		if err != nil {
+			return nil, fmt.Errorf("read response (HTTP %d): %w", resp.StatusCode, err)
+		}
+		return bytes.TrimSpace(body), nil
+	}
+	// An error answer is only summarised: read a bounded prefix.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, provider.MaxErrorResponseBytes))
 	if err != nil {
 		return nil, fmt.Errorf("read response (HTTP %d): %w", resp.StatusCode, err)
 	}
-	if len(body) > maxBody {
-		return nil, fmt.Errorf("response body over %d bytes", maxBody)
-	}
-	if resp.StatusCode == http.StatusOK {
-		return bytes.TrimSpace(body), nil
-	}
-	msg := errorMessage(body)
+	msg := errorMessage(c.red.Redact(string(body)))
 	requestID := resp.Header.Get("X-Request-Id")
 	if requestID != "" {
 		msg += " (request " + provider.Snippet([]byte(requestID), 64) + ")"
 	}
 	switch status := resp.StatusCode; {
-	case status == http.StatusNotFound && notFound && isJSONObject(body):
+	case status == http.StatusNotFound && userID != "" && isEntityNotFound(body, userID):
 		return nil, fmt.Errorf("%w: %s", provider.ErrUserNotFound, msg)
+	case status == http.StatusNotFound && userID != "":
+		return nil, provider.ForeignNotFound(msg, "WorkOS", "WORKOS_API_URL")
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return nil, fmt.Errorf("%w: HTTP %d: %s", provider.ErrBadCredentials, status, msg)
 	case status == http.StatusTooManyRequests:
@@ -249,23 +274,39 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, notFound bo
 }
 
 // errorMessage extracts {"message", "code"} from an error body, or a snippet.
-func errorMessage(body []byte) string {
+func errorMessage(body string) string {
 	var e struct {
 		Message string `json:"message"`
 		Code    string `json:"code"`
 	}
-	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+	if json.Unmarshal([]byte(body), &e) == nil && e.Message != "" {
 		if e.Code != "" {
 			return provider.Snippet([]byte(e.Code+": "+e.Message), 300)
 		}
 		return provider.Snippet([]byte(e.Message), 300)
 	}
-	return provider.Snippet(body, 200)
+	return provider.Snippet([]byte(body), 200)
 }
 
-func isJSONObject(b []byte) bool {
-	var m map[string]json.RawMessage
-	return json.Unmarshal(b, &m) == nil
+// isEntityNotFound reports whether a 404 body is WorkOS's own answer for a
+// user that does not exist: a JSON object with code "entity_not_found", or
+// (the API reference requires only "message") no code and a message of the
+// form "User not found: '<id>'." naming the requested user. Anything else
+// (`{"message":"Not Found"}`, HTML, plain text: a server that is not the
+// WorkOS API) is not a deletion.
+func isEntityNotFound(body []byte, userID string) bool {
+	var e struct {
+		Message *string `json:"message"`
+		Code    *string `json:"code"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return false
+	}
+	if e.Code != nil {
+		return *e.Code == "entity_not_found"
+	}
+	return e.Message != nil && strings.HasPrefix(strings.ToLower(*e.Message), "user not found") &&
+		strings.Contains(*e.Message, "'"+userID+"'")
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
