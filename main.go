@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/usersync/usersync/internal/app"
+	"github.com/usersync/usersync/internal/demo"
 )
 
 // schemaSQL is the users_sync table (SPEC §1.1), applied by `usersync migrate`.
@@ -20,7 +21,7 @@ var schemaSQL string
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := app.Main(ctx, os.Args[1:], app.IO{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, SchemaSQL: schemaSQL})
+	code := app.Main(ctx, os.Args[1:], app.IO{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, SchemaSQL: schemaSQL}, demo.Command())
 	stop()
 	os.Exit(code)
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/usersync/usersync/internal/pgtest"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/clerk/clerkfake"
-	"github.com/usersync/usersync/provider/providertest"
+	"github.com/usersync/usersync/provider/fakekit"
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
 	"github.com/usersync/usersync/provider/workos/workosfake"
 )
@@ -89,10 +89,10 @@ func flagSet(name string) bool {
 }
 
 // fakes are the provider fakes the end-to-end tests run against, by name.
-var fakes = map[string]func() providertest.Fake{
-	"stackauth": func() providertest.Fake { return stackfake.New(stackfake.Options{}) },
-	"clerk":     func() providertest.Fake { return clerkfake.New(clerkfake.Options{}) },
-	"workos":    func() providertest.Fake { return workosfake.New(workosfake.Options{}) },
+var fakes = map[string]func() fakekit.Fake{
+	"stackauth": func() fakekit.Fake { return stackfake.New(stackfake.Options{}) },
+	"clerk":     func() fakekit.Fake { return clerkfake.New(clerkfake.Options{}) },
+	"workos":    func() fakekit.Fake { return workosfake.New(workosfake.Options{}) },
 }
 
 // providerNames returns the names of fakes, sorted, for table-driven tests.
@@ -132,7 +132,7 @@ var schemaSQL = sync.OnceValue(func() string {
 type System struct {
 	t        testing.TB
 	Provider string
-	Fake     providertest.Fake
+	Fake     fakekit.Fake
 	DBURL    string
 	Pool     *pgxpool.Pool
 	Env      map[string]string

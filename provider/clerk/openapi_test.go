@@ -8,6 +8,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/usersync/usersync/provider/clerk/clerkfake"
+	"github.com/usersync/usersync/provider/fakekit"
 	"github.com/usersync/usersync/provider/providertest"
 	"github.com/usersync/usersync/provider/providertest/oascheck"
 )
@@ -50,7 +51,7 @@ func TestContractOpenAPI(t *testing.T) {
 	cov := &oascheck.Coverage{}
 	undeclared := clerkUndeclared(doc, t)
 	t.Run("suite", func(t *testing.T) {
-		providertest.Run(t, func(t *testing.T) providertest.Fake {
+		providertest.Run(t, func(t *testing.T) fakekit.Fake {
 			var chk *oascheck.Checker
 			f := clerkfake.New(clerkfake.Options{
 				PageSize:      250, // several pages and cursors in every listing

@@ -6,26 +6,16 @@ import (
 	"testing"
 
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/fakekit"
 )
 
-// HiddenUsersFake is a [Fake] of a provider whose list endpoint leaves some
-// users out unless the request asks for them, while its get-user endpoint
-// and its webhooks show them (Stack Auth's anonymous and restricted users).
-// [Run] checks that the client lists them all the same.
-type HiddenUsersFake interface {
-	Fake
-	// CreateHiddenUsers creates users of every kind that the provider's list
-	// endpoint leaves out by default, and returns their ids.
-	CreateHiddenUsers() []string
-}
-
-// runHiddenUsers checks, for a [HiddenUsersFake], that the users its list
+// runHiddenUsers checks, for a [fakekit.HiddenUsersFake], that the users its list
 // leaves out by default are listed, fetched and named by webhooks like any
 // other: users_sync holds every user (SPEC §1.2).
-func runHiddenUsers(t *testing.T, fresh func(t *testing.T) Fake) {
+func runHiddenUsers(t *testing.T, fresh func(t *testing.T) fakekit.Fake) {
 	t.Run("HiddenUsers", func(t *testing.T) {
 		t.Parallel()
-		f, ok := fresh(t).(HiddenUsersFake)
+		f, ok := fresh(t).(fakekit.HiddenUsersFake)
 		if !ok {
 			t.Skip("this provider's list leaves no user out by default")
 		}

@@ -1,3 +1,7 @@
+// Package providertest holds the contract suite every provider client and its
+// fake must pass together ([Run]). The fakes' shared machinery (the Fake
+// interface and fault injection) is in package fakekit, which the demo uses
+// too; this package imports testing and is for tests only.
 package providertest
 
 import (
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/fakekit"
 )
 
 // sentinels are the classified errors that transient failures must not wrap.
@@ -35,9 +40,9 @@ var sentinels = []error{
 // independent implementation of SPEC §1.2 for the providers it knows
 // ("stackauth", "clerk", "workos"); for any other provider only the id and
 // the raw object are checked.
-func Run(t *testing.T, newFake func(t *testing.T) Fake) {
+func Run(t *testing.T, newFake func(t *testing.T) fakekit.Fake) {
 	t.Helper()
-	fresh := func(t *testing.T) Fake {
+	fresh := func(t *testing.T) fakekit.Fake {
 		t.Helper()
 		f := newFake(t)
 		t.Cleanup(f.Close)

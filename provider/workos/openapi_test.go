@@ -7,6 +7,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/usersync/usersync/provider/fakekit"
 	"github.com/usersync/usersync/provider/providertest"
 	"github.com/usersync/usersync/provider/providertest/oascheck"
 	"github.com/usersync/usersync/provider/workos/workosfake"
@@ -50,7 +51,7 @@ func TestContractOpenAPI(t *testing.T) {
 	cov := &oascheck.Coverage{}
 	undeclared := workosUndeclared(doc, t)
 	t.Run("suite", func(t *testing.T) {
-		providertest.Run(t, func(t *testing.T) providertest.Fake {
+		providertest.Run(t, func(t *testing.T) fakekit.Fake {
 			var chk *oascheck.Checker
 			f := workosfake.New(workosfake.Options{
 				PageSize:      50,

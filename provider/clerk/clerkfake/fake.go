@@ -23,7 +23,7 @@ import (
 
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/clerk"
-	"github.com/usersync/usersync/provider/providertest"
+	"github.com/usersync/usersync/provider/fakekit"
 )
 
 // Options configures a [Fake]. The zero value is ready to use.
@@ -41,10 +41,10 @@ type Options struct {
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
-// Fake imitates Clerk. It implements [providertest.Fake] and is safe for
+// Fake imitates Clerk. It implements [fakekit.Fake] and is safe for
 // concurrent use.
 type Fake struct {
-	providertest.Faults
+	fakekit.Faults
 
 	srv      *httptest.Server
 	key      string
@@ -60,7 +60,7 @@ type Fake struct {
 	sorted []*fakeUser // by (CreatedAt, seq): the +created_at order
 }
 
-var _ providertest.Fake = (*Fake)(nil)
+var _ fakekit.Fake = (*Fake)(nil)
 
 type fakeUser struct {
 	seq int64

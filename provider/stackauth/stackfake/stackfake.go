@@ -38,7 +38,7 @@ import (
 	svix "github.com/svix/svix-webhooks/go"
 
 	"github.com/usersync/usersync/provider"
-	"github.com/usersync/usersync/provider/providertest"
+	"github.com/usersync/usersync/provider/fakekit"
 	"github.com/usersync/usersync/provider/stackauth"
 )
 
@@ -92,7 +92,7 @@ func (a record) less(b record) int {
 	return bytes.Compare(a.id[:], b.id[:])
 }
 
-// Fake is a fake Stack Auth API server. It implements [providertest.Fake] and
+// Fake is a fake Stack Auth API server. It implements [fakekit.Fake] and
 // is safe for concurrent use.
 type Fake struct {
 	opts   Options
@@ -119,7 +119,7 @@ type Fake struct {
 	requests atomic.Int64
 }
 
-var _ providertest.HiddenUsersFake = (*Fake)(nil)
+var _ fakekit.HiddenUsersFake = (*Fake)(nil)
 
 // New starts a fake Stack Auth server with no users. It panics if
 // opts.WebhookSecret is set but is not a valid Svix secret (a programming
@@ -261,7 +261,7 @@ func (f *Fake) CreateRestrictedUser() string { return f.create(kindRestricted) }
 
 // CreateHiddenUsers creates the users that Stack Auth's list leaves out
 // unless asked: two anonymous users and two restricted by an administrator
-// (implementing [providertest.HiddenUsersFake]).
+// (implementing [fakekit.HiddenUsersFake]).
 func (f *Fake) CreateHiddenUsers() []string {
 	return []string{f.CreateAnonymousUser(), f.CreateRestrictedUser(), f.CreateAnonymousUser(), f.CreateRestrictedUser()}
 }

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/provider"
-	"github.com/usersync/usersync/provider/providertest"
+	"github.com/usersync/usersync/provider/fakekit"
 	"github.com/usersync/usersync/provider/workos"
 )
 
@@ -42,10 +42,10 @@ type Options struct {
 	LenientCursor bool
 }
 
-// Fake imitates WorkOS. It implements [providertest.Fake] and is safe for
+// Fake imitates WorkOS. It implements [fakekit.Fake] and is safe for
 // concurrent use.
 type Fake struct {
-	providertest.Faults
+	fakekit.Faults
 
 	srv      *httptest.Server
 	key      string
@@ -63,7 +63,7 @@ type Fake struct {
 	deleted map[string]*userJSON
 }
 
-var _ providertest.Fake = (*Fake)(nil)
+var _ fakekit.Fake = (*Fake)(nil)
 
 // New starts a fake WorkOS API on a local port.
 func New(opts Options) *Fake {

@@ -1,6 +1,9 @@
-// Package providertest holds what every provider fake offers to tests and to
-// the demo, and the contract suite every provider implementation must pass.
-package providertest
+// Package fakekit is the shared machinery of the provider fakes (the [Fake]
+// interface every fake implements, and [Faults], their latency and failure
+// injection), used by tests and by the demo. It does not import the testing
+// package, so the demo and the binary that links it do not either; the
+// contract suite that exercises the fakes is in package providertest.
+package fakekit
 
 import (
 	"encoding/json"
@@ -65,4 +68,16 @@ type Fake interface {
 
 	// Close stops the fake's server.
 	Close()
+}
+
+// HiddenUsersFake is a [Fake] of a provider whose list endpoint leaves some
+// users out unless the request asks for them, while its get-user endpoint
+// and its webhooks show them (Stack Auth's anonymous and restricted users).
+// The contract suite (providertest.Run) checks that the client lists them all
+// the same.
+type HiddenUsersFake interface {
+	Fake
+	// CreateHiddenUsers creates users of every kind that the provider's list
+	// endpoint leaves out by default, and returns their ids.
+	CreateHiddenUsers() []string
 }

@@ -1,4 +1,9 @@
-package app
+// Package demo is `usersync demo`: everything on embedded defaults (a
+// throwaway PostgreSQL, a simulated provider that speaks the real API and
+// sends signed webhooks, the service) with live users changing. The
+// production commands do not import it; the binary adds it to its command
+// table with [Command].
+package demo
 
 import (
 	"bytes"
@@ -14,16 +19,24 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/usersync/usersync/internal/app"
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/migrate"
 	"github.com/usersync/usersync/internal/pgcluster"
 	"github.com/usersync/usersync/provider"
-	"github.com/usersync/usersync/provider/providertest"
+	"github.com/usersync/usersync/provider/fakekit"
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
 )
 
-func runDemo(ctx context.Context, st IO, args []string) error {
-	fs := newFlags(st, "demo", `Runs everything on embedded defaults, no account needed: uses DATABASE_URL or, when unset,
+// Command is the `usersync demo` entry of the command table.
+func Command() app.Command {
+	return app.Command{Name: "demo", Summary: "run everything on embedded defaults: a throwaway Postgres, a simulated Stack Auth, the service, live users", Run: Run}
+}
+
+// Run runs `usersync demo` with the arguments after the command name, until
+// ctx is done or --duration has passed.
+func Run(ctx context.Context, st app.IO, args []string) error {
+	fs := app.NewFlags(st, "demo", `Runs everything on embedded defaults, no account needed: uses DATABASE_URL or, when unset,
 starts a throwaway Postgres from the local server binaries; runs a simulated provider that
 speaks the real API and sends signed webhooks; runs the service; and shows users appearing,
 changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.`)
@@ -31,14 +44,14 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 	users := fs.Int("users", 300, "users the simulated provider starts with")
 	rate := fs.Float64("rate", 4, "simulated user events per second")
 	duration := fs.Duration("duration", 0, "stop after this long (0 = run until Ctrl-C)")
-	if err := parse(fs, args, st); err != nil {
+	if err := app.ParseFlags(fs, args, st); err != nil {
 		return err
 	}
 	if *users < 0 || *users > 1_000_000 {
-		return &exitError{2, errors.New("--users must be from 0 to 1000000")}
+		return app.UsageError(errors.New("--users must be from 0 to 1000000"))
 	}
 	if *rate <= 0 || *rate > 10_000 {
-		return &exitError{2, errors.New("--rate must be above 0 and at most 10000")}
+		return app.UsageError(errors.New("--rate must be above 0 and at most 10000"))
 	}
 	if *duration > 0 {
 		var cancel context.CancelFunc
@@ -49,7 +62,7 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 	if err != nil {
 		return err
 	}
-	logger := NewLogger(base.LogFormat, st.Stderr, slog.LevelWarn)
+	logger := app.NewLogger(base.LogFormat, st.Stderr, slog.LevelWarn)
 	out := st.Stdout
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 
@@ -69,7 +82,7 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 
 	fake, err := newDemoFake(*prov)
 	if err != nil {
-		return &exitError{2, err}
+		return app.UsageError(err)
 	}
 	defer fake.Close()
 	fake.Seed(*users)
@@ -95,8 +108,8 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 	if err != nil {
 		return err
 	}
-	e := &Env{Config: cfg, Logger: logger, SchemaSQL: st.SchemaSQL}
-	pool, err := OpenPool(ctx, cfg.DatabaseURL, 4)
+	e := &app.Env{Config: cfg, Logger: logger, SchemaSQL: st.SchemaSQL}
+	pool, err := app.OpenPool(ctx, cfg.DatabaseURL, 4)
 	if err != nil {
 		return err
 	}
@@ -104,7 +117,7 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 	if err := migrate.Run(ctx, pool, e.Plan(), logger); err != nil {
 		return err
 	}
-	schema := targetSchemas(cfg)[0]
+	schema := app.TargetSchemas(cfg)[0]
 	say("▶ migrated: River in schema %q, users in %s.users_sync", cfg.InternalSchema, schema)
 
 	// Watch changes through the notifications an app would LISTEN to.
@@ -118,7 +131,7 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 	ready := make(chan string, 1)
 	serveCtx, stopServe := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- Serve(serveCtx, e, false, ready) }()
+	go func() { served <- app.Serve(serveCtx, e, false, ready) }()
 	var addr string
 	select {
 	case addr = <-ready:
@@ -136,11 +149,11 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 
 	// Initial load: a backfill of every existing user.
 	say("▶ backfilling the existing users…")
-	jobID, _, err := enqueueBackfill(ctx, pool, cfg.InternalSchema, *prov)
+	jobID, _, err := app.EnqueueBackfill(ctx, pool, cfg.InternalSchema, *prov)
 	if err != nil {
 		return err
 	}
-	if ok, err := follow(ctx, out, pool, cfg.InternalSchema, *prov, jobID); err != nil || !ok {
+	if ok, err := app.FollowBackfill(ctx, out, pool, cfg.InternalSchema, *prov, jobID); err != nil || !ok {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -209,7 +222,7 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 	}
 }
 
-func newDemoFake(name string) (providertest.Fake, error) {
+func newDemoFake(name string) (fakekit.Fake, error) {
 	switch name {
 	case "stackauth":
 		return stackfake.New(stackfake.Options{}), nil

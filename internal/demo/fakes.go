@@ -1,14 +1,14 @@
-package app
+package demo
 
 import (
 	"fmt"
 
 	"github.com/usersync/usersync/provider/clerk/clerkfake"
-	"github.com/usersync/usersync/provider/providertest"
+	"github.com/usersync/usersync/provider/fakekit"
 	"github.com/usersync/usersync/provider/workos/workosfake"
 )
 
-func newOtherDemoFake(name string) (providertest.Fake, error) {
+func newOtherDemoFake(name string) (fakekit.Fake, error) {
 	switch name {
 	case "clerk":
 		return clerkfake.New(clerkfake.Options{}), nil

@@ -1,4 +1,4 @@
-package providertest
+package fakekit
 
 import (
 	"net/http"

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"io"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/usersync/usersync/internal/config"
+)
+
+// What a command outside this package (the demo, in package demo) builds on:
+// the same flag handling, exit codes, schemas and backfill steps as the
+// production commands. Each is a thin exported door onto the code the
+// production commands use.
+
+// NewFlags returns the flag set of `usersync name`, whose --help prints
+// usage (the command's description) and its flags.
+func NewFlags(st IO, name, usage string) *flag.FlagSet { return newFlags(st, name, usage) }
+
+// ParseFlags parses args into fs as the production commands do: --help prints
+// the usage on st.Stdout and returns flag.ErrHelp (exit 0); a bad flag or a
+// stray argument returns an error that makes [Main] exit 2.
+func ParseFlags(fs *flag.FlagSet, args []string, st IO) error { return parse(fs, args, st) }
+
+// UsageError wraps err so that [Main] prints it and exits 2 (bad usage).
+func UsageError(err error) error { return &exitError{2, err} }
+
+// TargetSchemas returns the schemas holding users_sync for cfg: the target
+// schema of each enabled provider (Stack Auth, Clerk, WorkOS, in that order),
+// or USERSYNC_SCHEMA when none is enabled.
+func TargetSchemas(cfg *config.Config) []string { return targetSchemas(cfg) }
+
+// EnqueueBackfill enqueues a forced full backfill of provider prov, or finds
+// the job of the run already going (already true), and returns the job to
+// follow.
+func EnqueueBackfill(ctx context.Context, pool *pgxpool.Pool, internalSchema, prov string) (jobID int64, already bool, err error) {
+	return enqueueBackfill(ctx, pool, internalSchema, prov)
+}
+
+// FollowBackfill prints to w, as `usersync backfill` does, the progress of
+// the run started by (or containing) job jobID until it ends, and reports
+// whether the run completed.
+func FollowBackfill(ctx context.Context, w io.Writer, pool *pgxpool.Pool, internalSchema, prov string, jobID int64) (bool, error) {
+	return follow(ctx, w, pool, internalSchema, prov, jobID)
+}
