@@ -298,9 +298,10 @@ func TestRealUsersOddShapes(t *testing.T) {
 	}
 }
 
-// TestRealNotFound: Stack Auth's answer for a deleted user is recognised as
-// "user not found", with or without its known-error header, and the fake
-// answers in exactly that format.
+// TestRealNotFound: Stack Auth's answer for a deleted user (its known-error
+// header and body) is recognised as "user not found"; the same body without
+// the header is not Stack Auth's whole answer, so it is not a deletion; and
+// the fake answers in exactly the real format.
 func TestRealNotFound(t *testing.T) {
 	r := fixtureResponse(t, fxNotFound)
 	if r.Status != http.StatusNotFound {
@@ -324,8 +325,8 @@ func TestRealNotFound(t *testing.T) {
 		}
 		_, err = c.FetchUser(context.Background(), testUUID)
 		srv.Close()
-		if !errors.Is(err, provider.ErrUserNotFound) {
-			t.Errorf("header %v: FetchUser error %v; want user not found", withHeader, err)
+		if gone := errors.Is(err, provider.ErrUserNotFound); gone != withHeader {
+			t.Errorf("header %v: FetchUser error %v; want user not found: %v", withHeader, err, withHeader)
 		}
 	}
 
