@@ -322,7 +322,9 @@ func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, e
 // X-Stack-Known-Error header and in the JSON body's code. Any other 404 (a
 // server that is not Stack Auth's API) is not a deletion.
 func isUserNotFound(header http.Header, body []byte) bool {
-	if header.Get("X-Stack-Known-Error") != "USER_NOT_FOUND" {
+	// Stack Auth's newer releases (renamed Hexclave) announce the same
+	// header under an x-hexclave- name as well.
+	if header.Get("X-Stack-Known-Error") != "USER_NOT_FOUND" && header.Get("X-Hexclave-Known-Error") != "USER_NOT_FOUND" {
 		return false
 	}
 	var e struct {

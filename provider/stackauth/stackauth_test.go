@@ -336,6 +336,12 @@ func TestStubResponses(t *testing.T) {
 	if _, err := c.FetchUser(ctx, testUUID); !errors.Is(err, provider.ErrUserNotFound) {
 		t.Errorf("Stack's USER_NOT_FOUND: %v", err)
 	}
+	// The same answer from a release that names the header x-hexclave-.
+	set(404, map[string]string{"X-Hexclave-Known-Error": "USER_NOT_FOUND", "Content-Type": "application/json; charset=utf-8"},
+		`{"code":"USER_NOT_FOUND","error":"User not found."}`)
+	if _, err := c.FetchUser(ctx, testUUID); !errors.Is(err, provider.ErrUserNotFound) {
+		t.Errorf("USER_NOT_FOUND under x-hexclave-known-error: %v", err)
+	}
 	// Half of the format (only the header, or only the body) is not Stack's
 	// answer: not a deletion.
 	for name, a := range map[string]answer{
