@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/usersync/usersync/internal/migrate"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/worker"
 )
@@ -254,4 +255,64 @@ func TestNotifyChannelIsABindParameter(t *testing.T) {
 			t.Fatalf("notification on %q: %s, want %q on %q", n.Channel, n.Payload, op, channel)
 		}
 	}
+}
+
+// userStateV1 is usersync.user_state as version 1 of the internal tables
+// created it.
+const userStateV1 = `CREATE SCHEMA usersync;
+CREATE TABLE usersync.user_state (
+  provider   text        NOT NULL,
+  user_id    text        NOT NULL,
+  fetched_at timestamptz NOT NULL DEFAULT '-infinity',
+  fetched_until timestamptz NOT NULL DEFAULT '-infinity',
+  resync     boolean     NOT NULL DEFAULT false,
+  seen_run   bigint,
+  PRIMARY KEY (provider, user_id)
+);
+CREATE TABLE usersync.usersync_migration (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO usersync.usersync_migration (version) VALUES (1);
+INSERT INTO usersync.user_state (provider, user_id, fetched_at, fetched_until) VALUES
+  ('stackauth', 'ghost', now() - interval '2 hours', now() - interval '1 hour'),
+  ('stackauth', 'u1', now() - interval '2 hours', now() - interval '1 hour');`
+
+// `usersync migrate` upgrades a version 1 database in place: the new
+// columns appear with defaults under which old rows order safely, the
+// state left for an id without a row is pruned, and running it again
+// changes nothing.
+func TestMigrateUpgradesVersion1State(t *testing.T) {
+	t.Parallel()
+	pool := setup(t, userStateV1)
+	plan := migrate.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: schemaSQL()}
+	if err := migrate.Run(t.Context(), pool, plan, discard()); err != nil {
+		t.Fatalf("second migrate: %v", err)
+	}
+	if err := migrate.Check(t.Context(), pool, plan); err != nil {
+		t.Fatalf("check after the upgrade: %v", err)
+	}
+	var v int
+	if err := pool.QueryRow(t.Context(), `SELECT max(version) FROM usersync.usersync_migration`).Scan(&v); err != nil || v != migrate.Version {
+		t.Fatalf("version %d (%v), want %d", v, err, migrate.Version)
+	}
+	s := newStore(t, pool, false)
+	if _, err := pool.Exec(t.Context(), `INSERT INTO neon_identity.users_sync (raw_json, id, name) VALUES ('{"id":"u1"}', 'u1', 'Old')`); err != nil {
+		t.Fatal(err)
+	}
+	// A write overlapping what version 1 stored cannot be ordered by
+	// updated_at (version 1 did not keep it): not applied, resynced.
+	var fa time.Time
+	if err := pool.QueryRow(t.Context(), `SELECT fetched_at FROM usersync.user_state WHERE user_id = 'u1'`).Scan(&fa); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "overlapping write on a version 1 row", upsertAt(t, pool, s, fa.Add(time.Second), nil, versioned("u1", "New", 100)), 0, 1, "u1")
+	removed, err := s.Prune(t.Context(), pool, worker.DefaultTombstoneHorizon)
+	if err != nil || removed != 1 {
+		t.Fatalf("prune after the upgrade removed %d (%v), want 1 (the state of an id without a row)", removed, err)
+	}
+	var ids []string
+	rows, _ := pool.Query(t.Context(), `SELECT user_id FROM usersync.user_state ORDER BY 1`)
+	ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || !slices.Equal(ids, []string{"u1"}) {
+		t.Fatalf("state rows after pruning: %v (%v), want [u1]", ids, err)
+	}
+	expect(t, "later write", upsertAt(t, pool, s, clock(t, pool), nil, versioned("u1", "New", 100)), 1, 0)
 }
