@@ -136,6 +136,7 @@ func TestNoStaleOverwriteAcrossProcesses(t *testing.T) {
 				deleted     = map[string]bool{}
 				wg          sync.WaitGroup
 				stop        = time.Now().Add(6 * time.Second)
+				done        atomic.Bool // set once the load has run long enough
 				bad         = make(chan string, 100)
 				unavailable atomic.Int64
 			)
@@ -144,7 +145,7 @@ func TestNoStaleOverwriteAcrossProcesses(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					rng := rand.New(rand.NewPCG(uint64(g), 7))
-					for time.Now().Before(stop) {
+					for !done.Load() {
 						id := ids[rng.IntN(len(ids))]
 						kind := provider.EventUserChanged
 						mu.Lock()
@@ -187,7 +188,7 @@ func TestNoStaleOverwriteAcrossProcesses(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				rng := rand.New(rand.NewPCG(99, 7))
-				for time.Now().Before(stop) {
+				for !done.Load() {
 					id := ids[rng.IntN(len(ids))]
 					if _, err := s.Pool.Exec(context.Background(), `INSERT INTO `+s.is()+`.river_job (kind, queue, args, max_attempts)
 						SELECT 'sync_user', $1, json_build_object('provider', $2::text, 'user_id', $3::text), 30 FROM generate_series(1, 3)`,
@@ -201,6 +202,16 @@ func TestNoStaleOverwriteAcrossProcesses(t *testing.T) {
 					time.Sleep(20 * time.Millisecond) // pacing of the load, not synchronisation
 				}
 			}()
+			// The load runs for 6 s and, on a slow machine, until the table
+			// has seen enough row versions for the race to mean something
+			// (checked below), for at most a minute.
+			for time.Now().Before(stop) || s.Int(`SELECT count(*) FROM public.users_sync_audit WHERE op <> 'DELETE'`) < 4*len(ids) {
+				if time.Now().After(stop.Add(time.Minute)) {
+					break
+				}
+				time.Sleep(100 * time.Millisecond) // polling interval of the condition above
+			}
+			done.Store(true)
 			wg.Wait()
 			close(bad)
 			for msg := range bad {
