@@ -63,10 +63,11 @@ func (s *System) SyncJobs() int {
 	return s.Int(`SELECT count(*) FROM ` + s.is() + `.river_job WHERE kind = 'sync_user'`)
 }
 
-// AllJobs counts river_job rows of any kind.
+// AllJobs counts river_job rows of any kind but the periodic
+// prune_user_state, which is enqueued on a timer, not by any input.
 func (s *System) AllJobs() int {
 	s.t.Helper()
-	return s.Int(`SELECT count(*) FROM ` + s.is() + `.river_job`)
+	return s.Int(`SELECT count(*) FROM ` + s.is() + `.river_job WHERE kind <> 'prune_user_state'`)
 }
 
 // UserJob describes the newest sync_user job of one user.

@@ -185,3 +185,28 @@ func EnqueueResyncs(ctx context.Context, tx pgx.Tx, ins Inserter, provider strin
 	}
 	return nil
 }
+
+// KindPruneUserState is the kind of the periodic job that removes per-user
+// state left by deletions of users without a users_sync row.
+const KindPruneUserState = "prune_user_state"
+
+// PruneUserStateArgs asks a worker to remove, for one provider, the state
+// rows of deletions recorded long enough ago that no fetch begun before them
+// can still be running (ids the provider never had, hard-deleted users), so
+// that per-user state is kept only for users the provider has or had a row
+// for. Enqueued periodically; at most one per provider waits or runs.
+type PruneUserStateArgs struct {
+	Provider string `json:"provider" river:"unique"`
+}
+
+// Kind implements river.JobArgs.
+func (PruneUserStateArgs) Kind() string { return KindPruneUserState }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (a PruneUserStateArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue:       SyncQueue(a.Provider),
+		MaxAttempts: 3,
+		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
+	}
+}

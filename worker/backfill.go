@@ -138,6 +138,13 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 		if err != nil {
 			return err
 		}
+		// Users written while the run listed cannot be ordered against it:
+		// a fresh sync decides whether they still exist.
+		if len(del.Resync) > 0 {
+			if err := enqueueResyncs(ctx, tx, a.Provider, del.Resync); err != nil {
+				return fmt.Errorf("backfill %s run %d: %w", a.Provider, r.id, err)
+			}
+		}
 		if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET status = 'completed', finished_at = now(),
 			users_deleted = $2, updated_at = now() WHERE id = $1`, r.id, del.Deleted); err != nil {
 			return fmt.Errorf("backfill %s run %d: complete: %w", a.Provider, r.id, err)

@@ -39,7 +39,7 @@ type StoreConfig struct {
 // safe for concurrent use.
 type Store struct {
 	StoreConfig
-	upsertSQL, deleteStateSQL, deleteOneSQL, inferSQL, adoptSQL string
+	upsertSQL, deleteStateSQL, deleteOneSQL, inferSQL, adoptSQL, pruneSQL string
 }
 
 // NewStore prepares the statements for cfg.
@@ -103,7 +103,7 @@ func (s *Store) prepare() {
 
 	// Column lists for the upsert: only the columns the table lets us write.
 	exprs := map[string]string{
-		"raw_json":   "i.raw::jsonb - $7::text[]",
+		"raw_json":   "i.doc",
 		"id":         "i.id",
 		"name":       "i.name",
 		"email":      "i.email",
@@ -127,22 +127,27 @@ func (s *Store) prepare() {
 			news = append(news, "excluded."+c)
 		}
 	}
-	notify := notifyExpr(t.NotifyChannel, "up.id", "CASE WHEN up.inserted THEN 'insert' ELSE 'update' END")
+	// The notification channel is always the statement's last parameter.
+	notify := notifyExpr("$11", "up.id", "CASE WHEN up.inserted THEN 'insert' ELSE 'update' END")
 
 	// $1 provider, $2 ids, $3 raws, $4 names, $5 emails, $6 created, $7 redact,
-	// $8 provider updated_at, $9 fetch token, $10 run id (NULL for sync_user).
+	// $8 provider updated_at, $9 fetch token, $10 run id (NULL for sync_user),
+	// $11 notification channel.
 	s.upsertSQL = fmt.Sprintf(`WITH input AS (
-  SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $8::timestamptz[])
+  SELECT i.id, i.raw::jsonb - $7::text[] AS doc, i.name, i.email, i.created_at, i.p_updated_at
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $8::timestamptz[])
     AS i(id, raw, name, email, created_at, p_updated_at)
 ), st AS (
-  INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at, fetched_until, seen_run)
-  SELECT $1, id, $9, now(), $10 FROM input ORDER BY id
+  INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at, fetched_until, seen_run,
+    p_updated_at, content_hash, deleted, tombstone, verdict)
+  SELECT $1, id, $9, now(), $10, p_updated_at, sha256(convert_to(doc::text, 'UTF8')), false, false, 'applied'
+  FROM input ORDER BY id
   ON CONFLICT (provider, user_id) DO UPDATE SET `+stateUpdate+`,
         seen_run = coalesce(excluded.seen_run, s.seen_run)
-  RETURNING s.user_id, s.fetched_at, s.resync
+  RETURNING s.user_id, s.verdict
 ), up AS (
   INSERT INTO %[2]s AS u (%[3]s)
-  SELECT %[4]s FROM input i JOIN st ON st.user_id = i.id AND st.fetched_at = $9
+  SELECT %[4]s FROM input i JOIN st ON st.user_id = i.id AND st.verdict = 'applied'
   ORDER BY i.id
   ON CONFLICT (id) DO UPDATE SET %[5]s
   WHERE (%[6]s) IS DISTINCT FROM (%[7]s)
@@ -150,9 +155,9 @@ func (s *Store) prepare() {
 )
 SELECT up.id, CASE WHEN up.inserted THEN 'insert' ELSE 'update' END, %[8]s FROM up
 UNION ALL
-SELECT st.user_id, 'stale', NULL FROM st WHERE st.fetched_at <> $9
+SELECT st.user_id, 'stale', NULL FROM st WHERE st.verdict IN ('stale', 'ambiguous')
 UNION ALL
-SELECT st.user_id, 'resync', NULL FROM st WHERE st.resync`,
+SELECT st.user_id, 'resync', NULL FROM st WHERE st.verdict = 'ambiguous'`,
 		is, tbl, strings.Join(cols, ", "), strings.Join(vals, ", "), strings.Join(sets, ", "),
 		strings.Join(olds, ", "), strings.Join(news, ", "), notify)
 
@@ -162,11 +167,13 @@ SELECT st.user_id, 'resync', NULL FROM st WHERE st.resync`,
 	// after that wait, changes users_sync. In one statement the change
 	// would not see a row the concurrent write inserted while it waited.
 	// $1 provider, $2 user id, $3 fetch token.
-	s.deleteStateSQL = fmt.Sprintf(`INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at, fetched_until) VALUES ($1, $2, $3, now())
+	s.deleteStateSQL = fmt.Sprintf(`INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at, fetched_until,
+    p_updated_at, content_hash, deleted, tombstone, verdict)
+VALUES ($1, $2, $3, now(), NULL, NULL, true, true, 'applied')
 ON CONFLICT (provider, user_id) DO UPDATE SET `+stateUpdate+`
-RETURNING s.fetched_at = $3, s.resync`, is)
-	delNotify := notifyExpr(t.NotifyChannel, "d.id", "'delete'")
-	// $1 user id.
+RETURNING s.verdict`, is)
+	delNotify := notifyExpr("$2", "d.id", "'delete'")
+	// $1 user id, $2 notification channel.
 	if s.HardDelete {
 		s.deleteOneSQL = fmt.Sprintf(`WITH d AS (DELETE FROM %[1]s u WHERE u.id = $1 RETURNING u.id)
 SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify)
@@ -180,27 +187,43 @@ SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify, upd)
 	}
 
 	// Deletion inference at the end of a complete run: $1 provider, $2 run id,
-	// $3 run start. Users the run never listed and that were not written since
-	// it started. FOR UPDATE re-checks the condition against concurrent syncs.
+	// $3 run start, $4 notification channel. Users the run never listed, not
+	// already recorded deleted, and whose stored data was fetched before the
+	// run started. The run read the provider's list between its start and
+	// now, so the deletion is applied where the stored data's transaction ran
+	// before the run started; where it ran after, the two cannot be ordered:
+	// nothing changes and the user is reported for a fresh sync. FOR UPDATE
+	// re-checks the condition against concurrent syncs.
+	inferNotify := notifyExpr("$4", "d.id", "'delete'")
 	gone := fmt.Sprintf(`WITH gone AS (
-  SELECT user_id FROM %[1]s.user_state
-  WHERE provider = $1 AND seen_run IS DISTINCT FROM $2 AND fetched_at < $3
+  SELECT user_id, fetched_until <= $3 AS newer FROM %[1]s.user_state
+  WHERE provider = $1 AND seen_run IS DISTINCT FROM $2 AND fetched_at < $3 AND NOT deleted
   ORDER BY user_id FOR UPDATE
+), st AS (
+  UPDATE %[1]s.user_state s SET fetched_at = $3, fetched_until = now(), p_updated_at = NULL,
+    content_hash = NULL, deleted = true, tombstone = true, verdict = 'applied'
+  FROM gone WHERE s.provider = $1 AND s.user_id = gone.user_id AND gone.newer
+  RETURNING s.user_id
 )`, is)
+	ambiguous := `
+UNION ALL
+SELECT gone.user_id, 'stale', NULL FROM gone WHERE NOT gone.newer
+UNION ALL
+SELECT gone.user_id, 'resync', NULL FROM gone WHERE NOT gone.newer`
 	if s.HardDelete {
 		s.inferSQL = gone + fmt.Sprintf(`, d AS (
-  DELETE FROM %[1]s u USING gone WHERE u.id = gone.user_id RETURNING u.id
+  DELETE FROM %[1]s u USING st WHERE u.id = st.user_id RETURNING u.id
 )
-SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify)
+SELECT d.id, 'delete', %[2]s FROM d`, tbl, inferNotify) + ambiguous
 	} else {
 		upd := "deleted_at = now()"
 		if t.writable["updated_at"] {
 			upd += ", updated_at = now()"
 		}
 		s.inferSQL = gone + fmt.Sprintf(`, d AS (
-  UPDATE %[1]s u SET %[3]s FROM gone WHERE u.id = gone.user_id AND u.deleted_at IS NULL RETURNING u.id
+  UPDATE %[1]s u SET %[3]s FROM st WHERE u.id = st.user_id AND u.deleted_at IS NULL RETURNING u.id
 )
-SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify, upd)
+SELECT d.id, 'delete', %[2]s FROM d`, tbl, inferNotify, upd) + ambiguous
 	}
 	// Rows that predate usersync (e.g. Neon's) get a state row so a complete
 	// run can infer their deletion too. $1 provider.
@@ -208,37 +231,80 @@ SELECT d.id, 'delete', %[2]s FROM d`, tbl, delNotify, upd)
 SELECT $1, u.id FROM %[2]s u
 WHERE NOT EXISTS (SELECT 1 FROM %[1]s.user_state s WHERE s.provider = $1 AND s.user_id = u.id)
 ON CONFLICT DO NOTHING`, is, tbl)
+
+	// Tombstone cleanup: $1 provider, $2 horizon in seconds, $3 batch size.
+	// Deletions recorded before the horizon, locked without waiting (a row
+	// being written now is left for the next round): removed when the user
+	// has no users_sync row, else unmarked.
+	s.pruneSQL = fmt.Sprintf(`WITH c AS (
+  SELECT s.user_id, EXISTS (SELECT 1 FROM %[2]s u WHERE u.id = s.user_id) AS has_row
+  FROM %[1]s.user_state s
+  WHERE s.provider = $1 AND s.tombstone AND s.fetched_until < now() - make_interval(secs => $2)
+  ORDER BY s.fetched_until LIMIT $3
+  FOR UPDATE OF s SKIP LOCKED
+), del AS (
+  DELETE FROM %[1]s.user_state s USING c
+  WHERE s.provider = $1 AND s.user_id = c.user_id AND NOT c.has_row RETURNING 1
+), kept AS (
+  UPDATE %[1]s.user_state s SET tombstone = false FROM c
+  WHERE s.provider = $1 AND s.user_id = c.user_id AND c.has_row RETURNING 1
+)
+SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM kept)`, is, tbl)
 }
 
-// stateUpdate keeps, per user, the fetch interval of the data users_sync
-// holds: [fetched_at, fetched_until] = [when its fetch began, when the
-// transaction storing it ran]; the provider read the data somewhere inside.
-// A write whose fetch began later wins (fetched_at is the order); but if it
-// began before the stored interval ended, the two reads may have happened
-// in either order, so the write is flagged resync: a sync begun after both
-// settles which is current. (In the SET list, s.* are the old values.)
-const stateUpdate = `fetched_at = greatest(s.fetched_at, excluded.fetched_at),
-        fetched_until = CASE WHEN excluded.fetched_at > s.fetched_at THEN excluded.fetched_until ELSE s.fetched_until END,
-        resync = excluded.fetched_at < s.fetched_until`
+// stateUpdate orders a write against the state of the data users_sync holds
+// for the user. user_state keeps that data's fetch interval [fetched_at,
+// fetched_until] = [when its fetch began, when the transaction storing it
+// ran]: the provider was read somewhere inside. A write (excluded.*) is
+//
+//   - applied if its fetch began after that transaction ran (it read the
+//     provider later), or, when the intervals overlap, if both are profiles
+//     with the provider's own updated_at and the write's is strictly newer;
+//   - 'same' if it holds what is stored (both deletions, or the same
+//     content): nothing to do, whichever read was later;
+//   - 'stale' if the provider's updated_at proves it older;
+//   - otherwise 'ambiguous': it began before the stored fetch (skipped, as
+//     its read may still be the later one) or overlaps it with nothing to
+//     order them. It is not applied and the caller enqueues a fresh sync,
+//     begun after both, which decides.
+//
+// fetched_at records the latest fetch start seen either way: a write that
+// is not applied began before data at least as new as its own is stored, or
+// has a fresh sync pending. (In the SET list, s.* are the old values.)
+const (
+	stateNewer = `(excluded.fetched_at >= s.fetched_at AND (excluded.fetched_at >= s.fetched_until
+        OR (NOT s.deleted AND NOT excluded.deleted AND coalesce(excluded.p_updated_at > s.p_updated_at, false))))`
+	stateSame = `coalesce((s.deleted AND excluded.deleted)
+        OR (NOT s.deleted AND NOT excluded.deleted AND s.content_hash = excluded.content_hash), false)`
+	stateOlder = `coalesce(NOT s.deleted AND NOT excluded.deleted AND excluded.p_updated_at < s.p_updated_at, false)`
 
-func notifyExpr(channel, idExpr, opExpr string) string {
-	if channel == "" {
-		return "NULL"
-	}
-	return fmt.Sprintf("pg_notify(%s, json_build_object('id', %s, 'op', %s)::text)::text",
-		quoteLiteral(channel), idExpr, opExpr)
+	stateUpdate = `fetched_at = greatest(s.fetched_at, excluded.fetched_at),
+        fetched_until = CASE WHEN ` + stateNewer + ` THEN excluded.fetched_until ELSE s.fetched_until END,
+        p_updated_at = CASE WHEN ` + stateNewer + ` THEN excluded.p_updated_at ELSE s.p_updated_at END,
+        content_hash = CASE WHEN ` + stateNewer + ` THEN excluded.content_hash ELSE s.content_hash END,
+        deleted = CASE WHEN ` + stateNewer + ` THEN excluded.deleted ELSE s.deleted END,
+        tombstone = CASE WHEN ` + stateNewer + ` THEN excluded.tombstone ELSE s.tombstone END,
+        verdict = CASE WHEN ` + stateNewer + ` THEN 'applied' WHEN ` + stateSame + ` THEN 'same'
+          WHEN ` + stateOlder + ` THEN 'stale' ELSE 'ambiguous' END`
+)
+
+// notifyExpr is the SQL that sends the change notification of one row, on
+// the channel bound to parameter param (empty: none). The channel is a bind
+// parameter, never spliced into the SQL text.
+func notifyExpr(param, idExpr, opExpr string) string {
+	return fmt.Sprintf("CASE WHEN %[1]s::text <> '' THEN pg_notify(%[1]s::text, json_build_object('id', %[2]s, 'op', %[3]s)::text)::text END",
+		param, idExpr, opExpr)
 }
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // Result counts what a write changed.
 type Result struct {
 	Inserted, Updated, Deleted int
-	// Stale counts users whose stored data was fetched after this write's
-	// data: they were left alone.
+	// Stale counts users whose write was not applied because the stored
+	// data is newer, or may be (they are also in Resync).
 	Stale int
-	// Resync lists users whose fetch overlapped the stored data's: neither
-	// is provably newer, so they need another sync.
+	// Resync lists users whose write could not be ordered against the
+	// stored data (their fetches overlapped and the provider gave nothing
+	// to order them by): it was not applied, and they need another sync.
 	Resync []string
 }
 
@@ -270,10 +336,11 @@ func collect(rows pgx.Rows) (Result, error) {
 }
 
 // Upsert writes users fetched at token (the database time at which the fetch
-// began) in one statement: users whose stored data was fetched later are left
-// alone (no stale overwrite), unchanged rows are not rewritten, and a user
-// marked deleted is restored because the provider says it exists. runID, when
-// non-nil, records that a backfill run listed these users.
+// began) in one statement, each only if it is newer than the stored data
+// (see stateUpdate; a user whose write cannot be ordered is left alone and
+// listed in Result.Resync), unchanged rows are not rewritten, and a user
+// marked deleted is restored because the provider says it exists. runID,
+// when non-nil, records that a backfill run listed these users.
 func (s *Store) Upsert(ctx context.Context, tx pgx.Tx, users []provider.User, token time.Time, runID *int64) (Result, error) {
 	n := len(users)
 	ids, raws := make([]string, n), make([]string, n)
@@ -282,7 +349,7 @@ func (s *Store) Upsert(ctx context.Context, tx pgx.Tx, users []provider.User, to
 	for i, u := range users {
 		ids[i], raws[i], names[i], emails[i], created[i], updated[i] = u.ID, string(u.Raw), u.Name, u.Email, u.CreatedAt, u.UpdatedAt
 	}
-	rows, err := tx.Query(ctx, s.upsertSQL, s.Provider, ids, raws, names, emails, created, s.Redact, updated, token, runID)
+	rows, err := tx.Query(ctx, s.upsertSQL, s.Provider, ids, raws, names, emails, created, s.Redact, updated, token, runID, s.Target.NotifyChannel)
 	if err != nil {
 		return Result{}, fmt.Errorf("upsert %d users into %s.users_sync: %w", n, s.Target.Schema, err)
 	}
@@ -295,24 +362,32 @@ func (s *Store) Upsert(ctx context.Context, tx pgx.Tx, users []provider.User, to
 
 // MarkDeleted records that the provider said, in a fetch begun at token,
 // that the user does not exist: the row gets deleted_at (or is removed in
-// hard mode), unless newer data is already stored.
+// hard mode) if the fetch is newer than the stored data's (a deletion
+// carries no provider updated_at, so an overlapping one is not applied and
+// the user is listed in Result.Resync). The deletion is recorded in
+// user_state even for a user without a row (a tombstone, so that an older
+// fetch still running cannot insert the user); Prune removes it later.
 func (s *Store) MarkDeleted(ctx context.Context, tx pgx.Tx, userID string, token time.Time) (Result, error) {
 	if s.deleteOneSQL == "" {
 		return Result{}, fmt.Errorf("table %s.users_sync has no writable deleted_at column: set USERSYNC_DELETE_MODE=hard", s.Target.Schema)
 	}
-	var fresh, resync bool
-	if err := tx.QueryRow(ctx, s.deleteStateSQL, s.Provider, userID, token).Scan(&fresh, &resync); err != nil {
+	var verdict string
+	if err := tx.QueryRow(ctx, s.deleteStateSQL, s.Provider, userID, token).Scan(&verdict); err != nil {
 		return Result{}, fmt.Errorf("mark user %s deleted: %w", userID, err)
 	}
 	var r Result
-	if resync {
+	switch verdict {
+	case "applied":
+	case "same":
+		return r, nil
+	case "ambiguous":
 		r.Resync = []string{userID}
-	}
-	if !fresh {
+		fallthrough
+	default:
 		r.Stale = 1
 		return r, nil
 	}
-	rows, err := tx.Query(ctx, s.deleteOneSQL, userID)
+	rows, err := tx.Query(ctx, s.deleteOneSQL, userID, s.Target.NotifyChannel)
 	if err != nil {
 		return Result{}, fmt.Errorf("mark user %s deleted: %w", userID, err)
 	}
@@ -325,13 +400,15 @@ func (s *Store) MarkDeleted(ctx context.Context, tx pgx.Tx, userID string, token
 }
 
 // InferDeletions marks deleted every user of the provider that run runID
-// never listed and that was not written since the run started. Call it only
-// when the run has completed.
+// never listed and that was not written since the run started. A user whose
+// stored data was written while the run was listing cannot be ordered
+// against the run: it is left alone and listed in Result.Resync. Call it
+// only when the run has completed.
 func (s *Store) InferDeletions(ctx context.Context, tx pgx.Tx, runID int64, startedAt time.Time) (Result, error) {
 	if !s.HardDelete && !s.Target.writable["deleted_at"] {
 		return Result{}, fmt.Errorf("table %s.users_sync has no writable deleted_at column: set USERSYNC_DELETE_MODE=hard", s.Target.Schema)
 	}
-	rows, err := tx.Query(ctx, s.inferSQL, s.Provider, runID, startedAt)
+	rows, err := tx.Query(ctx, s.inferSQL, s.Provider, runID, startedAt, s.Target.NotifyChannel)
 	if err != nil {
 		return Result{}, fmt.Errorf("infer deletions of run %d: %w", runID, err)
 	}
@@ -349,4 +426,34 @@ func (s *Store) Adopt(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("adopt existing rows of %s.users_sync: %w", s.Target.Schema, err)
 	}
 	return nil
+}
+
+// DefaultTombstoneHorizon is how long a recorded deletion of a user without
+// a users_sync row is kept. It only has to outlive every fetch that began
+// before the deletion was recorded: a job attempt is cancelled after 20 s
+// and a stuck one rescued after 25 s, so five minutes is a wide margin.
+const DefaultTombstoneHorizon = 5 * time.Minute
+
+// pruneBatch is how many state rows one Prune statement handles.
+const pruneBatch = 5000
+
+// Prune removes the state rows of deletions recorded more than horizon ago
+// for users that have no users_sync row (ids the provider never had, and
+// hard-deleted users), and unmarks those of users that have one. Rows being
+// written concurrently are skipped, not waited for. It returns how many
+// rows it removed.
+func (s *Store) Prune(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, horizon time.Duration) (int64, error) {
+	var removed int64
+	for {
+		var del, kept int64
+		if err := db.QueryRow(ctx, s.pruneSQL, s.Provider, horizon.Seconds(), pruneBatch).Scan(&del, &kept); err != nil {
+			return removed, fmt.Errorf("prune user_state of %s: %w", s.Provider, err)
+		}
+		removed += del
+		if del+kept < pruneBatch {
+			return removed, nil
+		}
+	}
 }

@@ -78,6 +78,16 @@ func write(t *testing.T, pool *pgxpool.Pool, fn func(tx pgx.Tx) (worker.Result, 
 	return res
 }
 
+// clock is the database's current time: the token of a fetch beginning now.
+func clock(t *testing.T, pool *pgxpool.Pool) time.Time {
+	t.Helper()
+	var now time.Time
+	if err := pool.QueryRow(t.Context(), "SELECT clock_timestamp()").Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
 type row struct {
 	name      *string
 	raw       map[string]any
@@ -142,9 +152,8 @@ func TestUnchangedWriteIsNoOpAndNotifiesOnlyChanges(t *testing.T) {
 	if _, err := conn.Exec(t.Context(), "LISTEN neon_identity_users_sync"); err != nil {
 		t.Fatal(err)
 	}
-	tok := time.Now()
 	up := func(name string) worker.Result {
-		tok = tok.Add(time.Millisecond)
+		tok := clock(t, pool)
 		return write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
 			return s.Upsert(t.Context(), tx, []provider.User{user("u1", name, nil)}, tok, nil)
 		})
@@ -159,10 +168,10 @@ func TestUnchangedWriteIsNoOpAndNotifiesOnlyChanges(t *testing.T) {
 		t.Fatal("unchanged write created a new row version")
 	}
 	up("B")
-	tok = tok.Add(time.Millisecond)
-	write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return s.MarkDeleted(t.Context(), tx, "u1", tok) })
-	tok = tok.Add(time.Millisecond)
-	write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return s.MarkDeleted(t.Context(), tx, "u1", tok) })
+	for range 2 {
+		tok := clock(t, pool)
+		write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return s.MarkDeleted(t.Context(), tx, "u1", tok) })
+	}
 
 	want := []string{`{"id" : "u1", "op" : "insert"}`, `{"id" : "u1", "op" : "update"}`, `{"id" : "u1", "op" : "delete"}`}
 	for i, w := range want {
@@ -290,12 +299,12 @@ func TestInferDeletionsOnlyUnseenAndNotWrittenSinceRunStart(t *testing.T) {
 	t.Parallel()
 	pool := setup(t, "")
 	s := newStore(t, pool, false)
-	start := time.Now()
-	before := start.Add(-time.Hour)
+	before := clock(t, pool)
 	// u1, u2, u3 known from before the run; also a row that predates usersync.
 	write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
 		return s.Upsert(t.Context(), tx, []provider.User{user("u1", "A", nil), user("u2", "B", nil), user("u3", "C", nil)}, before, nil)
 	})
+	start := clock(t, pool)
 	if _, err := pool.Exec(t.Context(), `INSERT INTO neon_identity.users_sync (raw_json, id) VALUES ('{"id":"legacy"}', 'legacy')`); err != nil {
 		t.Fatal(err)
 	}
@@ -316,45 +325,6 @@ func TestInferDeletionsOnlyUnseenAndNotWrittenSinceRunStart(t *testing.T) {
 		if r := get(t, pool, id); (r.deletedAt != nil) != wantDeleted {
 			t.Errorf("%s deleted=%v, want %v", id, r.deletedAt != nil, wantDeleted)
 		}
-	}
-}
-
-// A fetch that began before the stored data's transaction ran may have read
-// the provider before or after it: the write is flagged for a resync (a
-// fetch begun after both settles it). A fetch begun after it is not.
-func TestOverlappingFetchesAreResynced(t *testing.T) {
-	t.Parallel()
-	pool := setup(t, "")
-	s := newStore(t, pool, false)
-	var dbNow time.Time
-	if err := pool.QueryRow(t.Context(), "SELECT now()").Scan(&dbNow); err != nil {
-		t.Fatal(err)
-	}
-	up := func(name string, token time.Time) worker.Result {
-		return write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
-			return s.Upsert(t.Context(), tx, []provider.User{user("u1", name, nil)}, token, nil)
-		})
-	}
-	if res := up("A", dbNow.Add(-10*time.Second)); len(res.Resync) != 0 {
-		t.Fatalf("first write flagged for resync: %+v", res)
-	}
-	// Began 5 s ago: before the first write's transaction ran.
-	if res := up("B", dbNow.Add(-5*time.Second)); len(res.Resync) != 1 || res.Changed() != 1 {
-		t.Fatalf("overlapping newer-started write: %+v, want it applied and flagged for resync", res)
-	}
-	// Began before the stored fetch began: stale, skipped, and flagged too.
-	if res := up("C", dbNow.Add(-7*time.Second)); len(res.Resync) != 1 || res.Stale != 1 {
-		t.Fatalf("overlapping older write: %+v, want it skipped and flagged for resync", res)
-	}
-	// Began after every stored transaction: plainly newer.
-	if res := up("D", time.Now().Add(time.Second)); len(res.Resync) != 0 || res.Changed() != 1 {
-		t.Fatalf("later write: %+v", res)
-	}
-	write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
-		return s.MarkDeleted(t.Context(), tx, "u1", time.Now().Add(-time.Hour))
-	})
-	if r := get(t, pool, "u1"); r.deletedAt != nil || *r.name != "D" {
-		t.Fatalf("row = %+v", r)
 	}
 }
 
@@ -381,10 +351,13 @@ func TestDeletionWaitingOnPageSeesItsRow(t *testing.T) {
 			if _, err := s.Upsert(t.Context(), page, []provider.User{user("u1", "Ann", nil)}, now.Add(-time.Second), &runID); err != nil {
 				t.Fatal(err)
 			}
+			// The deletion's fetch began after the page's transaction: it is
+			// plainly newer.
+			deleteToken := clock(t, pool)
 			done := make(chan worker.Result, 1)
 			go func() {
 				done <- write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
-					return s.MarkDeleted(t.Context(), tx, "u1", now)
+					return s.MarkDeleted(t.Context(), tx, "u1", deleteToken)
 				})
 			}()
 			// Wait until the deletion is blocked on the page's lock.

@@ -4,10 +4,12 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,6 +67,10 @@ type Deps struct {
 	// not forced is skipped when a complete one started less than half of it
 	// ago. 0 means no scheduled runs.
 	BackfillInterval time.Duration
+	// TombstoneHorizon is how long prune_user_state keeps the recorded
+	// deletion of a user without a users_sync row; 0 means
+	// DefaultTombstoneHorizon.
+	TombstoneHorizon time.Duration
 }
 
 // Register adds usersync's workers to a River worker set.
@@ -77,6 +83,7 @@ func Register(workers *river.Workers, d Deps) {
 	}
 	river.AddWorker(workers, &SyncUserWorker{deps: d})
 	river.AddWorker(workers, &BackfillPageWorker{deps: d})
+	river.AddWorker(workers, &PruneUserStateWorker{deps: d})
 }
 
 // MaxRetryDelay caps the exponential retry backoff of failing jobs.
@@ -132,6 +139,14 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	excluded := err == nil && user.Anonymous && b.ExcludeAnonymous
 	if err != nil && !gone {
 		return w.failed(job, err)
+	}
+	if !gone && user.ID != a.UserID {
+		// The row is stored under the id the event named: an answer for
+		// the same id in another case is stored under the event's spelling,
+		// an answer about another user is refused.
+		if user, err = sameUser(user, a.UserID); err != nil {
+			return w.failed(job, err)
+		}
 	}
 
 	tx, err := w.deps.DB.Begin(ctx)
@@ -241,4 +256,25 @@ func insertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs) error {
 	}
 	_, err = client.InsertTx(ctx, tx, args, nil)
 	return err
+}
+
+// sameUser returns u stored under id (also in its raw profile, from which a
+// Neon table derives its id column) if u.ID differs from id only by case,
+// and an error if u is another user.
+func sameUser(u provider.User, id string) (provider.User, error) {
+	if !strings.EqualFold(u.ID, id) {
+		return u, fmt.Errorf("the provider answered the lookup of user %q with user %q: not writing another user's row",
+			provider.Snippet([]byte(id), 64), provider.Snippet([]byte(u.ID), 64))
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(u.Raw, &obj); err != nil {
+		return u, fmt.Errorf("user %q: profile is not a JSON object: %w", provider.Snippet([]byte(id), 64), err)
+	}
+	obj["id"], _ = json.Marshal(id)
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return u, fmt.Errorf("user %q: re-encode profile: %w", provider.Snippet([]byte(id), 64), err)
+	}
+	u.ID, u.Raw = id, raw
+	return u, nil
 }

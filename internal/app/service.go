@@ -35,6 +35,8 @@ const (
 	rescueStuckJobsAfter = 25 * time.Second
 	softStopTimeout      = 10 * time.Second
 	syncFetchCooldown    = 5 * time.Millisecond
+	// pruneUserStateInterval is the period of the prune_user_state job.
+	pruneUserStateInterval = time.Minute
 )
 
 // Env is what a command needs from its surroundings.
@@ -230,6 +232,12 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 		for _, p := range ps {
 			rc.Queues[jobs.SyncQueue(p.Name())] = river.QueueConfig{MaxWorkers: workers, FetchCooldown: syncFetchCooldown}
 			rc.Queues[jobs.BackfillQueue(p.Name())] = river.QueueConfig{MaxWorkers: 1}
+			// Recorded deletions of users without a row (ids that never
+			// existed, hard-deleted users) are removed once stale.
+			pruneName := p.Name()
+			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(pruneUserStateInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return jobs.PruneUserStateArgs{Provider: pruneName}, nil },
+				&river.PeriodicJobOpts{ID: "prune_user_state_" + pruneName, RunOnStart: true}))
 			if c.BackfillInterval > 0 {
 				name := p.Name()
 				rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(c.BackfillInterval),

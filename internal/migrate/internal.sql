@@ -12,12 +12,39 @@ CREATE TABLE IF NOT EXISTS user_state (
   -- the provider somewhere between fetched_at and fetched_until.
   fetched_until timestamptz NOT NULL DEFAULT '-infinity',
   -- set by the last write when its fetch overlapped the stored one's, so
-  -- neither is provably newer: a fresh sync settles it.
+  -- neither is provably newer: a fresh sync settles it. (Written by version
+  -- 1 only; kept so that processes of that version work during an upgrade.)
   resync     boolean     NOT NULL DEFAULT false,
   -- the last backfill run whose pages listed this user.
   seen_run   bigint,
   PRIMARY KEY (provider, user_id)
 );
+
+-- Version 2: what orders writes whose fetches overlap (see the README,
+-- "Fetch intervals"), and tombstones of ids without a users_sync row.
+-- Rows of version 1 had none of this: the defaults make every overlapping
+-- write against them ambiguous (not applied; a fresh sync decides), and mark
+-- them all for one check by the tombstone cleanup.
+ALTER TABLE user_state
+  -- the provider's own updated_at of the stored profile (NULL: it has none,
+  -- or the stored state is a deletion).
+  ADD COLUMN IF NOT EXISTS p_updated_at timestamptz,
+  -- sha256 of the stored raw_json (after redaction): two fetches that read
+  -- the same content need no ordering. NULL for a deletion.
+  ADD COLUMN IF NOT EXISTS content_hash bytea,
+  -- the stored state is a deletion (the provider said not found, or a
+  -- complete backfill run did not list the user).
+  ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false,
+  -- a deletion that the cleanup has not yet checked: once no fetch begun
+  -- before it can still commit, the row is removed if the user has no
+  -- users_sync row, or unmarked if it has one.
+  ADD COLUMN IF NOT EXISTS tombstone boolean NOT NULL DEFAULT true,
+  -- the outcome of the last write, read back by the writing statement:
+  -- 'applied', 'same' (same content), 'stale' (provably older) or
+  -- 'ambiguous' (not ordered: not applied, a fresh sync decides).
+  ADD COLUMN IF NOT EXISTS verdict text NOT NULL DEFAULT 'applied';
+ALTER TABLE user_state ALTER COLUMN tombstone SET DEFAULT false;
+CREATE INDEX IF NOT EXISTS user_state_tombstone_idx ON user_state (provider, fetched_until) WHERE tombstone;
 
 -- One row per backfill run (a chain of backfill_page jobs).
 CREATE TABLE IF NOT EXISTS backfill_run (
