@@ -31,6 +31,7 @@ type Metrics struct {
 	jobs          *prometheus.GaugeVec
 	badCreds      *prometheus.GaugeVec
 	status        *StatusRecorder
+	guard         *guardMetrics
 }
 
 // New registers every metric family, plus Go and process collectors.
@@ -75,6 +76,7 @@ func New(status *StatusRecorder) *Metrics {
 	r.MustRegister(m.webhooks, m.syncs, m.lag, m.apiDuration, m.apiRequests, m.backfillPages, m.backfillUsers,
 		m.lastBackfill, m.jobs, m.badCreds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.guard = newGuardMetrics(r)
 	return m
 }
 
@@ -121,6 +123,7 @@ func (m *Metrics) BackfillPage(provider string, listed, written int, last bool) 
 	m.backfillUsers.WithLabelValues(provider).Add(float64(listed))
 	if last {
 		m.lastBackfill.WithLabelValues(provider).Set(0)
+		m.guard.backfillCompleted(provider)
 	}
 }
 
@@ -206,5 +209,8 @@ func (m *Metrics) sampleOnce(ctx context.Context, db interface {
 		}
 		m.lastBackfill.WithLabelValues(p).Set(age)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return m.guard.sample(ctx, db, is)
 }

@@ -21,7 +21,7 @@ import (
 var internalSQL string
 
 // Version is the version of usersync's internal tables this build expects.
-const Version = 1
+const Version = 2
 
 // lockKey is the advisory lock that serializes concurrent migrations.
 const lockKey = 0x75737273796e63 // "usrsync"
