@@ -16,7 +16,7 @@ import (
 // deletion (jobs.LastEventKey) is an "unexpected not-found": a provider
 // that lost users without telling, or, far more likely, an API URL or
 // credentials that reach the wrong server. usersync.deletion_breaker counts
-// them per provider, in the database so that every process shares one
+// those that would delete a live row per provider, in the database so that every process shares one
 // count. A successful fetch of an existing user resets the count. The first
 // DeleteGuardMinRows in a row delete as usual; the next pauses deletions by
 // such jobs (paused_at) until an operator resumes them (`usersync backfill
@@ -37,6 +37,23 @@ const PausedKey = "usersync_deletion_paused_at"
 // an hour. Resuming wakes it at once.
 func pausedSnooze(snoozes int) time.Duration {
 	return min(time.Minute<<min(max(snoozes, 0), 5), 30*time.Minute)
+}
+
+// hasLiveRow reports whether users_sync has a live (not deleted) row for
+// userID: only then can a not-found delete anything, and count toward the
+// breaker.
+func (s *Store) hasLiveRow(ctx context.Context, tx pgx.Tx, userID string) (bool, error) {
+	cond := ""
+	if s.Target.writable["deleted_at"] {
+		cond = " AND deleted_at IS NULL"
+	}
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{s.Target.Schema, "users_sync"}.Sanitize()+
+		` WHERE id = $1`+cond+`)`, userID).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("deletion breaker of %s: look up user %s: %w", s.Provider, userID, err)
+	}
+	return ok, nil
 }
 
 // countUnexpectedNotFound counts one unexpected not-found in tx. It reports

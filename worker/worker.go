@@ -166,7 +166,12 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	// delete once too many came in a row; a found user resets the count.
 	switch {
 	case gone && !deletedEvent:
-		ok, err := b.Store.countUnexpectedNotFound(ctx, tx)
+		ok, err := b.Store.hasLiveRow(ctx, tx, a.UserID)
+		if err == nil && ok {
+			ok, err = b.Store.countUnexpectedNotFound(ctx, tx)
+		} else if err == nil {
+			ok = true // nothing to delete: nothing to count
+		}
 		if err != nil {
 			w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
 			return fmt.Errorf("sync user %s: %w", a.UserID, err)
