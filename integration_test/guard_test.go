@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -420,6 +421,36 @@ func TestDeletionBreaker(t *testing.T) {
 				t.Errorf("%d syncs wait after the deletion events, want %d", w, 50-gone)
 			}
 
+			// A deletion event for a user whose sync waits coalesces into that
+			// job (no second job) and records that the latest event was a
+			// deletion: once resumed, its not-found is expected.
+			var late []string
+			jr, err := g.Pool.Query(context.Background(), `SELECT args->>'user_id' FROM `+g.is()+`.river_job
+				WHERE kind = 'sync_user' AND state = 'scheduled' AND metadata ? 'usersync_deletion_paused_at' ORDER BY id LIMIT 3`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for jr.Next() {
+				var id string
+				if err := jr.Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				late = append(late, id)
+			}
+			if jr.Err() != nil || len(late) != 3 {
+				t.Fatalf("waiting syncs: %v %v", late, jr.Err())
+			}
+			for _, id := range late {
+				g.Fake.DeleteUser(id)
+			}
+			g.SendAll(g.sv.Addr, provider.EventUserDeleted, late, 3)
+			for _, id := range late {
+				if n, kind := g.JobsOf(id), g.Int(`SELECT count(*) FROM `+g.is()+`.river_job WHERE kind = 'sync_user' AND args->>'user_id' = $1
+					AND state = 'scheduled' AND metadata->>'usersync_last_event' = 'deleted'`, id); n != 1 || kind != 1 {
+					t.Errorf("user %s: %d sync jobs, %d waiting with the deletion recorded; want the one waiting job, marked", id, n, kind)
+				}
+			}
+
 			// Fixed and resumed: the waiting syncs fetch their users again.
 			g.proxy.wrong.Store(false)
 			code, out = g.Run(nil, "backfill", "--resume-deletions", "--provider", c.prov)
@@ -434,8 +465,13 @@ func TestDeletionBreaker(t *testing.T) {
 					live++
 				}
 			}
-			if live != 50-gone {
-				t.Errorf("%d of the updated users live after the resumed syncs, want %d", live, 50-gone)
+			if want := 50 - gone - len(late); live != want {
+				t.Errorf("%d of the updated users live after the resumed syncs, want %d", live, want)
+			}
+			for _, id := range late {
+				if r, ok := rows[id]; ok && r.DeletedAt == nil {
+					t.Errorf("user %s, whose latest event was a deletion, is live after the resumed sync", id)
+				}
 			}
 			g.wantMetric(t, fmt.Sprintf(`usersync_sync_deletions_paused{provider=%q} 0`, c.prov))
 			// The rows wrongly deleted before the breaker paused come back
