@@ -330,6 +330,17 @@ func TestDeleteGuardEdges(t *testing.T) {
 			g := newGuardSystem(t, "stackauth", map[string]string{"USERSYNC_DELETE_MODE": mode, "USERSYNC_DELETE_GUARD": "0"})
 			ids := g.Fake.Seed(60)
 			g.mustComplete(t)
+			for _, args := range [][]string{
+				{"--confirm-deletions", "--resume-deletions"}, {"--run", "1"}, {"--confirm-deletions", "--wait"},
+				{"--confirm-deletions", "--provider", "clerk"},
+			} {
+				if code, out := g.Run(nil, append([]string{"backfill"}, args...)...); code != 2 {
+					t.Errorf("backfill %v exited %d, want 2 (usage):\n%s", args, code, out)
+				}
+			}
+			if code, out := g.Run(nil, "backfill", "--resume-deletions"); code != 0 || !strings.Contains(out, "not paused") {
+				t.Errorf("resume with nothing paused exited %d:\n%s", code, out)
+			}
 			for _, id := range ids[:10] {
 				g.Fake.DeleteUser(id)
 			}
@@ -506,5 +517,32 @@ func TestDeletionBreakerCountsAcrossProcesses(t *testing.T) {
 	})
 	if gone := 60 - len(g.Rows()); gone > 10 || gone < 1 {
 		t.Fatalf("two processes deleted %d rows; want 1..10", gone)
+	}
+}
+
+// TestDeleteGuardScheduledRunAtStart: the case of the report. Restarted with
+// the API URL pointing at a server whose list is empty, with a backfill
+// interval set (so a scheduled run starts at once), usersync in hard mode
+// deletes nothing: the run at start is held.
+func TestDeleteGuardScheduledRunAtStart(t *testing.T) {
+	t.Parallel()
+	g := newGuardSystem(t, "workos", map[string]string{"USERSYNC_DELETE_MODE": "hard"})
+	g.Fake.Seed(60)
+	first := g.mustComplete(t)
+	// That complete run is a day old: the scheduled run at start is due.
+	g.Exec(`UPDATE `+g.is()+`.backfill_run SET started_at = started_at - interval '1 day', finished_at = finished_at - interval '1 day' WHERE id = $1`, first.ID)
+	g.proxy.wrong.Store(true)
+	g.restart(t, map[string]string{"USERSYNC_BACKFILL_INTERVAL": "1h"})
+	Eventually(t, 30*time.Second, "the scheduled run at start ends", func() string {
+		if r := g.bfLastRun(); r == nil || r.ID == first.ID || r.Status == "running" {
+			return fmt.Sprintf("newest run %+v", r)
+		}
+		return ""
+	})
+	if r := g.bfLastRun(); r.Status != "held" || g.heldDeletions(r.ID) != 60 || len(g.Rows()) != 60 {
+		t.Fatalf("run at start = %+v, holding %d; %d rows left; want held, 60 held, 60 rows", r, g.heldDeletions(r.ID), len(g.Rows()))
+	}
+	if code, out := g.Run(nil, "status"); code != 1 || !strings.Contains(out, "would mark 60 of 60 live users deleted") {
+		t.Errorf("status exited %d; want 1 naming the held run:\n%s", code, out)
 	}
 }
