@@ -114,7 +114,9 @@ const DirtyKey = "usersync_dirty_at"
 // EnqueueSyncs enqueues a sync_user job for each user in tx, de-duplicated
 // and in a stable order (so concurrent batches lock jobs in the same order).
 // A user whose job is already running gets that job marked dirty (DirtyKey)
-// instead. It returns how many jobs it marked.
+// instead. It returns how many jobs it marked. Each user's job records
+// whether the last of its events here was a deletion (LastEventKey), also
+// when the events coalesce into a job already there.
 func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, internalSchema string, refs []UserRef) (marked int, err error) {
 	refs = lastEventPerUser(refs)
 	slices.SortFunc(refs, func(a, b UserRef) int {
