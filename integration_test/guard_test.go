@@ -182,7 +182,7 @@ func (g *guardSystem) mustHold(t *testing.T, would int) *bfRun {
 // wantMetric waits until /metrics has a line starting with line.
 func (g *guardSystem) wantMetric(t *testing.T, line string) {
 	t.Helper()
-	Eventually(t, 20*time.Second, "metric "+line, func() string {
+	Eventually(t, 40*time.Second, "metric "+line, func() string { // the sampler runs every 15 s
 		code, body := httpGet(t, "http://"+g.sv.Addr+"/metrics", nil)
 		if code != 200 {
 			return fmt.Sprintf("/metrics answered %d", code)
