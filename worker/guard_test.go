@@ -63,7 +63,9 @@ func TestInferableCountsWhatInferDeletionsDeletes(t *testing.T) {
 		}
 		if !hard {
 			// u7 was marked deleted before: not live, not counted.
-			write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return s.MarkDeleted(t.Context(), tx, "u7", before.Add(time.Minute)) })
+			write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
+				return s.MarkDeleted(t.Context(), tx, "u7", before.Add(time.Minute))
+			})
 		}
 		runID := int64(3)
 		write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return worker.Result{}, s.Adopt(t.Context(), tx) })
