@@ -245,7 +245,8 @@ func guardAttention(pr *ProviderReport) []string {
 	}
 	if p := pr.DeletionsPaused; p != nil {
 		out = append(out, fmt.Sprintf("%s: deletions by sync jobs are paused (%s): %d users in a row were not found at the provider "+
-			"although their latest event was not a deletion; %d syncs wait. Check %s and the credentials, then resume with: "+
+			"although their latest event was not a deletion, and were marked deleted before the pause; %d more syncs wait. "+
+			"Check %s and the credentials, then resume with: "+
 			"usersync backfill --resume-deletions --provider %s",
 			pr.Provider, ago(&p.PausedAt), p.UnexpectedNotFound, p.WaitingSyncs, apiURLVar(pr.Provider), pr.Provider))
 	}
