@@ -98,6 +98,10 @@ type Inserter interface {
 type UserRef struct {
 	Provider string
 	UserID   string
+	// Deleted says the event was the user's deletion (user.deleted): the
+	// job's metadata records it (LastEventKey), so that its sync expects the
+	// provider to answer not-found.
+	Deleted bool
 }
 
 // DirtyKey is the metadata key of a running sync_user job that an event for
@@ -110,23 +114,30 @@ const DirtyKey = "usersync_dirty_at"
 // EnqueueSyncs enqueues a sync_user job for each user in tx, de-duplicated
 // and in a stable order (so concurrent batches lock jobs in the same order).
 // A user whose job is already running gets that job marked dirty (DirtyKey)
-// instead. It returns how many jobs it marked.
+// instead. It returns how many jobs it marked. Each user's job records
+// whether the last of its events here was a deletion (LastEventKey), also
+// when the events coalesce into a job already there.
 func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, internalSchema string, refs []UserRef) (marked int, err error) {
-	refs = slices.Clone(refs)
+	refs = lastEventPerUser(refs)
 	slices.SortFunc(refs, func(a, b UserRef) int {
 		if c := strings.Compare(a.Provider, b.Provider); c != 0 {
 			return c
 		}
 		return strings.Compare(a.UserID, b.UserID)
 	})
-	refs = slices.Compact(refs)
 	params := make([]river.InsertManyParams, len(refs))
 	for i, r := range refs {
-		params[i] = river.InsertManyParams{Args: SyncUserArgs(r)}
+		params[i] = river.InsertManyParams{Args: SyncUserArgs{Provider: r.Provider, UserID: r.UserID}}
+		if r.Deleted {
+			params[i].InsertOpts = &river.InsertOpts{Metadata: deletedMetadata}
+		}
 	}
 	res, err := ins.InsertManyTx(ctx, tx, params)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %d sync_user jobs: %w", len(params), err)
+	}
+	if err := markLastEvent(ctx, tx, internalSchema, refs, res); err != nil {
+		return 0, err
 	}
 	var running []int64
 	for _, r := range res {
@@ -209,4 +220,97 @@ func (a PruneUserStateArgs) InsertOpts() river.InsertOpts {
 		MaxAttempts: 3,
 		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
 	}
+}
+
+// LastEventKey is the metadata key of a sync_user job that records the kind
+// of the latest event that asked for it: "deleted" (user.deleted) or
+// "changed". It is absent on jobs created by a change event, by a backfill
+// or by SQL, which count as "changed". A sync that finds its user missing
+// at the provider expects it only after a deletion event; an unexpected
+// not-found counts toward the sync path's deletion breaker.
+const LastEventKey = "usersync_last_event"
+
+// Values of LastEventKey.
+const (
+	LastEventDeleted = "deleted"
+	LastEventChanged = "changed"
+)
+
+var deletedMetadata = []byte(`{"` + LastEventKey + `":"` + LastEventDeleted + `"}`)
+
+// LastEventWasDeletion reports whether a sync_user job's metadata says the
+// latest event for its user was a deletion.
+func LastEventWasDeletion(metadata []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(metadata, &m) != nil {
+		return false
+	}
+	var v string
+	return json.Unmarshal(m[LastEventKey], &v) == nil && v == LastEventDeleted
+}
+
+// lastEventPerUser de-duplicates refs by user, keeping, for each, whether
+// the last of its events (in the order given: arrival) was a deletion.
+func lastEventPerUser(refs []UserRef) []UserRef {
+	type key struct{ p, u string }
+	idx := make(map[key]int, len(refs))
+	out := make([]UserRef, 0, len(refs))
+	for _, r := range refs {
+		k := key{r.Provider, r.UserID}
+		if i, ok := idx[k]; ok {
+			out[i].Deleted = r.Deleted
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, r)
+	}
+	return out
+}
+
+// markLastEvent records, on jobs that the events coalesced into, the kind
+// of the latest event where it changes: a job made by a change event that
+// now also has a deletion behind it, or the reverse. The rows were locked
+// by the insert, so this takes no other lock.
+func markLastEvent(ctx context.Context, tx pgx.Tx, internalSchema string, refs []UserRef, res []*rivertype.JobInsertResult) error {
+	var ids []int64
+	var kinds []string
+	for i, r := range res {
+		if i >= len(refs) || !r.UniqueSkippedAsDuplicate || r.Job == nil {
+			continue
+		}
+		if LastEventWasDeletion(r.Job.Metadata) == refs[i].Deleted {
+			continue
+		}
+		kind := LastEventChanged
+		if refs[i].Deleted {
+			kind = LastEventDeleted
+		}
+		ids = append(ids, r.Job.ID)
+		kinds = append(kinds, kind)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE `+pgx.Identifier{internalSchema, "river_job"}.Sanitize()+` j
+		SET metadata = j.metadata || jsonb_build_object('`+LastEventKey+`', m.kind)
+		FROM unnest($1::bigint[], $2::text[]) AS m(id, kind) WHERE j.id = m.id`, ids, kinds); err != nil {
+		return fmt.Errorf("record the latest event on %d sync_user jobs: %w", len(ids), err)
+	}
+	return nil
+}
+
+// EnqueueResyncsAfterDeletion is EnqueueResyncs for a sync whose latest
+// event was a deletion: the new jobs carry that in their metadata.
+func EnqueueResyncsAfterDeletion(ctx context.Context, tx pgx.Tx, ins Inserter, provider string, userIDs []string) error {
+	if len(userIDs) == 0 {
+		return nil
+	}
+	params := make([]river.InsertManyParams, len(userIDs))
+	for i, id := range userIDs {
+		params[i] = river.InsertManyParams{Args: resyncUserArgs{Provider: provider, UserID: id}, InsertOpts: &river.InsertOpts{Metadata: deletedMetadata}}
+	}
+	if _, err := ins.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("enqueue %d resyncs: %w", len(userIDs), err)
+	}
+	return nil
 }

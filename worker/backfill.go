@@ -73,7 +73,7 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 		if err != nil {
 			return err
 		}
-		if r == nil || r.status != "running" {
+		if r == nil || r.status != RunRunning {
 			return river.JobCancel(fmt.Errorf("backfill_page: run %s is not running", a.RunID))
 		}
 	}
@@ -118,13 +118,14 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 	if restarted {
 		restarts = 1
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET pages = pages + 1,
+	var listed int64
+	if err := tx.QueryRow(ctx, `UPDATE `+is+`.backfill_run SET pages = pages + 1,
 		users_listed = users_listed + $2, users_written = users_written + $3,
 		next_cursor = $4,
 		last_user_id = coalesce(($5::text[])[array_upper($5::text[], 1)], last_user_id),
 		recent_user_ids = CASE WHEN cardinality($5::text[]) > 0 THEN $5::text[] ELSE recent_user_ids END,
 		restarts = restarts + $6, last_error = NULL, updated_at = now()
-		WHERE id = $1`, r.id, len(page.Users), res.Changed(), page.Next, recent, restarts); err != nil {
+		WHERE id = $1 RETURNING users_listed`, r.id, len(page.Users), res.Changed(), page.Next, recent, restarts).Scan(&listed); err != nil {
 		return fmt.Errorf("backfill %s run %d: record progress: %w", a.Provider, r.id, err)
 	}
 	if page.Next != "" {
@@ -133,23 +134,21 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 		}
 	} else {
 		// The list reported its end on a page that continues from where the
-		// previous one stopped: the run is complete, deletions can be inferred.
-		del, err := b.Store.InferDeletions(ctx, tx, r.id, r.startedAt)
+		// previous one stopped: the run is complete, deletions can be
+		// inferred, unless the deletion guard holds them.
+		held, deleted, err := w.finish(ctx, tx, is, b, r, listed)
 		if err != nil {
 			return err
 		}
-		// Users written while the run listed cannot be ordered against it:
-		// a fresh sync decides whether they still exist.
-		if len(del.Resync) > 0 {
-			if err := enqueueResyncs(ctx, tx, a.Provider, del.Resync); err != nil {
-				return fmt.Errorf("backfill %s run %d: %w", a.Provider, r.id, err)
+		if held != nil {
+			if err := tx.Commit(ctx); err != nil {
+				return fmt.Errorf("backfill %s run %d: commit: %w", a.Provider, r.id, err)
 			}
+			w.deps.Observer.BackfillPage(a.Provider, len(page.Users), res.Changed(), false)
+			w.reportHeld(a.Provider, r.id, held)
+			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET status = 'completed', finished_at = now(),
-			users_deleted = $2, updated_at = now() WHERE id = $1`, r.id, del.Deleted); err != nil {
-			return fmt.Errorf("backfill %s run %d: complete: %w", a.Provider, r.id, err)
-		}
-		defer log.Info("backfill run complete", "run_id", r.id, "deleted", del.Deleted)
+		defer log.Info("backfill run complete", "run_id", r.id, "deleted", deleted)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("backfill %s run %d: commit: %w", a.Provider, r.id, err)
@@ -266,4 +265,60 @@ func (w *BackfillPageWorker) failed(ctx context.Context, is string, job *river.J
 		return river.JobCancel(fmt.Errorf("backfill %s: list users: %w", a.Provider, err))
 	}
 	return fmt.Errorf("backfill %s: list users: %w", a.Provider, err)
+}
+
+// heldRun is what a held run would have deleted.
+type heldRun struct {
+	would, live, listed int64
+}
+
+// finish ends a run whose list reported its end: it infers deletions and
+// marks the run completed, or, when the deletion guard says so
+// (HoldDeletions), infers nothing and marks the run held (returned).
+func (w *BackfillPageWorker) finish(ctx context.Context, tx pgx.Tx, is string, b *Binding, r *run, listed int64) (*heldRun, int, error) {
+	prov := b.Provider.Name()
+	would, live, err := b.Store.Inferable(ctx, tx, r.id, r.startedAt)
+	if err != nil {
+		return nil, 0, fmt.Errorf("backfill %s run %d: %w", prov, r.id, err)
+	}
+	if HoldDeletions(would, live, listed, w.deps.DeleteGuard) {
+		if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET status = '`+RunHeld+`', finished_at = now(),
+			held_deletions = $2, held_live = $3, updated_at = now() WHERE id = $1`, r.id, would, live); err != nil {
+			return nil, 0, fmt.Errorf("backfill %s run %d: hold: %w", prov, r.id, err)
+		}
+		return &heldRun{would: would, live: live, listed: listed}, 0, nil
+	}
+	del, err := b.Store.InferDeletions(ctx, tx, r.id, r.startedAt)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Users written while the run listed cannot be ordered against it: a
+	// fresh sync decides whether they still exist.
+	if len(del.Resync) > 0 {
+		if err := enqueueResyncs(ctx, tx, prov, del.Resync); err != nil {
+			return nil, 0, fmt.Errorf("backfill %s run %d: %w", prov, r.id, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET status = '`+RunCompleted+`', finished_at = now(),
+		users_deleted = $2, updated_at = now() WHERE id = $1`, r.id, del.Deleted); err != nil {
+		return nil, 0, fmt.Errorf("backfill %s run %d: complete: %w", prov, r.id, err)
+	}
+	return nil, del.Deleted, nil
+}
+
+// reportHeld says loudly that a run was held: an ERROR line naming the
+// command that confirms it, and the held metrics.
+func (w *BackfillPageWorker) reportHeld(prov string, runID int64, h *heldRun) {
+	w.deps.Logger.Error("backfill run held: it would mark too many users deleted, so it deleted nothing; "+
+		"check the provider's API URL and credentials, then run a new backfill, or confirm the deletions if they are real",
+		"provider", prov, "run_id", runID, "would_delete", h.would, "live_users", h.live, "users_listed", h.listed,
+		"delete_guard", w.deps.DeleteGuard, "confirm", ConfirmCommand(prov, runID))
+	if g, ok := w.deps.Observer.(GuardObserver); ok {
+		g.BackfillHeld(prov, h.would)
+	}
+}
+
+// ConfirmCommand is the command that confirms held run runID of prov.
+func ConfirmCommand(prov string, runID int64) string {
+	return fmt.Sprintf("usersync backfill --confirm-deletions --provider %s --run %d", prov, runID)
 }

@@ -71,6 +71,12 @@ type Deps struct {
 	// deletion of a user without a users_sync row; 0 means
 	// DefaultTombstoneHorizon.
 	TombstoneHorizon time.Duration
+	// DeleteGuard is the largest share (0..1) of a provider's live users one
+	// backfill run may infer deleted, when that is also more than
+	// DeleteGuardMinRows, before the run is held (USERSYNC_DELETE_GUARD;
+	// the zero value holds every run that would delete more than
+	// DeleteGuardMinRows users).
+	DeleteGuard float64
 }
 
 // Register adds usersync's workers to a River worker set.
@@ -168,9 +174,36 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	// another sync. This comes before the users_sync write, which locks the
 	// user's state row: a unique insert may wait for another job's row, and
 	// must not do so while holding a lock that job's worker needs.
+	// The follow-up carries the kind of the latest event (a deletion may be
+	// what made this job dirty).
+	deletedEvent := jobs.LastEventWasDeletion(done.Metadata)
 	if jobs.DirtySince(done.Metadata, token) {
-		if err := insertTx(ctx, tx, jobs.SyncUserArgs{Provider: a.Provider, UserID: a.UserID}); err != nil {
+		if err := enqueueSync(ctx, tx, b.Store.InternalSchema, jobs.UserRef{Provider: a.Provider, UserID: a.UserID, Deleted: deletedEvent}); err != nil {
 			return fmt.Errorf("sync user %s: re-enqueue: %w", a.UserID, err)
+		}
+	}
+	// The deletion breaker: an unexpected not-found counts, and may not
+	// delete once too many came in a row; a found user resets the count.
+	switch {
+	case gone && !deletedEvent:
+		ok, err := b.Store.hasLiveRow(ctx, tx, a.UserID)
+		if err == nil && ok {
+			ok, err = b.Store.countUnexpectedNotFound(ctx, tx)
+		} else if err == nil {
+			ok = true // nothing to delete: nothing to count
+		}
+		if err != nil {
+			w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+			return fmt.Errorf("sync user %s: %w", a.UserID, err)
+		}
+		if !ok {
+			_ = tx.Rollback(ctx)
+			return w.holdDeletion(ctx, b, job)
+		}
+	case !gone:
+		if err := b.Store.resetUnexpectedNotFound(ctx, tx); err != nil {
+			w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+			return fmt.Errorf("sync user %s: %w", a.UserID, err)
 		}
 	}
 	var res Result
@@ -186,7 +219,12 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		return fmt.Errorf("sync user %s: %w", a.UserID, err)
 	}
 	if len(res.Resync) > 0 {
-		if err := enqueueResyncs(ctx, tx, a.Provider, res.Resync); err != nil {
+		if deletedEvent {
+			err = enqueueResyncsAfterDeletion(ctx, tx, a.Provider, res.Resync)
+		} else {
+			err = enqueueResyncs(ctx, tx, a.Provider, res.Resync)
+		}
+		if err != nil {
 			return fmt.Errorf("sync user %s: %w", a.UserID, err)
 		}
 	}
@@ -277,4 +315,25 @@ func sameUser(u provider.User, id string) (provider.User, error) {
 	}
 	u.ID, u.Raw = id, raw
 	return u, nil
+}
+
+// enqueueResyncsAfterDeletion is enqueueResyncs for a sync whose latest
+// event was a deletion.
+func enqueueResyncsAfterDeletion(ctx context.Context, tx pgx.Tx, prov string, ids []string) error {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	return jobs.EnqueueResyncsAfterDeletion(ctx, tx, client, prov, ids)
+}
+
+// enqueueSync enqueues one more sync of a user as a webhook would, with the
+// kind of its latest event.
+func enqueueSync(ctx context.Context, tx pgx.Tx, internalSchema string, ref jobs.UserRef) error {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	_, err = jobs.EnqueueSyncs(ctx, tx, client, internalSchema, []jobs.UserRef{ref})
+	return err
 }

@@ -14,21 +14,32 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/usersync/usersync/internal/migrate"
 	"github.com/usersync/usersync/jobs"
+	"github.com/usersync/usersync/worker"
 )
 
 func runBackfill(ctx context.Context, st IO, args []string) error {
 	fs := newFlags(st, "backfill", `Enqueues a full backfill for each configured provider (or the one named by --provider). If
 a run is already going, says so and follows that one. With --wait it shows progress and
 returns once the run's last page and the deletions it inferred have committed; it exits
-non-zero if a run failed.`)
+non-zero if a run failed or was held.
+
+A run that would mark more than USERSYNC_DELETE_GUARD of the provider's live users deleted
+(and more than 10), or that listed nobody while live users exist, deletes nothing and ends
+held. --confirm-deletions applies the held run's deletions (recomputed: users written since
+are kept). --resume-deletions resumes deletions by sync jobs after usersync paused them
+(too many users not found at the provider although their latest event was not a deletion).`)
 	wait := fs.Bool("wait", false, "follow the run with a progress bar until it ends")
 	only := fs.String("provider", "", "backfill only this provider (stackauth, clerk, workos)")
+	gf := guardFlags(fs)
 	if err := parse(fs, args, st); err != nil {
 		return err
 	}
 	env, err := loadEnv(st, true)
 	if err != nil {
 		return err
+	}
+	if gf.set() {
+		return runGuardCommand(ctx, st, env, gf, *only, *wait)
 	}
 	pool, err := OpenPool(ctx, env.Config.DatabaseURL, 4)
 	if err != nil {
@@ -79,7 +90,7 @@ non-zero if a run failed.`)
 		failed = failed || !ok
 	}
 	if failed {
-		return &exitError{1, errors.New("a backfill run failed")}
+		return &exitError{1, errors.New("a backfill run failed or was held (see above)")}
 	}
 	return nil
 }
@@ -117,13 +128,17 @@ type runProgress struct {
 	Pages                    int
 	Listed, Written, Deleted int64
 	LastError                *string
+	// HeldDeletions and HeldLive are set on a held run: how many live users
+	// it would mark deleted, of how many.
+	HeldDeletions *int64 `json:",omitempty"`
+	HeldLive      *int64 `json:",omitempty"`
 }
 
-const runCols = `id, status, started_at, finished_at, pages, users_listed, users_written, users_deleted, last_error`
+const runCols = `id, status, started_at, finished_at, pages, users_listed, users_written, users_deleted, last_error, held_deletions, held_live`
 
 func scanRun(row pgx.Row) (*runProgress, error) {
 	var r runProgress
-	err := row.Scan(&r.ID, &r.Status, &r.StartedAt, &r.FinishedAt, &r.Pages, &r.Listed, &r.Written, &r.Deleted, &r.LastError)
+	err := row.Scan(&r.ID, &r.Status, &r.StartedAt, &r.FinishedAt, &r.Pages, &r.Listed, &r.Written, &r.Deleted, &r.LastError, &r.HeldDeletions, &r.HeldLive)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -204,6 +219,9 @@ func follow(ctx context.Context, w io.Writer, pool *pgxpool.Pool, internalSchema
 				}
 				if r.Status == "failed" && r.LastError != nil {
 					fmt.Fprintf(w, "%s: run %d failed: %s\n", prov, r.ID, *r.LastError)
+				}
+				if r.Status == worker.RunHeld {
+					fmt.Fprintf(w, "%s: %s\n", prov, heldMessage(prov, r))
 				}
 				return r.Status == "completed", nil
 			}

@@ -210,7 +210,7 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 		}), ExcludeAnonymous: c.ExcludeAnonymous()}
 	}
 	rw := river.NewWorkers()
-	worker.Register(rw, worker.Deps{DB: pool, Bindings: bindings, Logger: e.Logger, Observer: m, BackfillInterval: c.BackfillInterval})
+	worker.Register(rw, worker.Deps{DB: pool, Bindings: bindings, Logger: e.Logger, Observer: m, BackfillInterval: c.BackfillInterval, DeleteGuard: c.DeleteGuard})
 	rc := &river.Config{
 		Schema:               c.InternalSchema,
 		Workers:              rw,

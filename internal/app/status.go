@@ -37,6 +37,11 @@ type ProviderReport struct {
 	OldestWaitingJob  *time.Time       `json:"oldest_waiting_job_since"`
 	DiscardedLastHour int64            `json:"discarded_last_hour"`
 	RecentErrors      []ErrorCount     `json:"recent_errors"`
+	// HeldRun is the backfill run held by the deletion guard, waiting for
+	// confirmation (none when a complete run came after it).
+	HeldRun *runProgress `json:"held_backfill,omitempty"`
+	// DeletionsPaused is set while the breaker pauses deletions by syncs.
+	DeletionsPaused *PauseReport `json:"sync_deletions_paused,omitempty"`
 }
 
 // ErrorCount is one distinct recent job error and how often it occurred.
@@ -50,7 +55,8 @@ func runStatus(ctx context.Context, st IO, args []string) error {
 	fs := newFlags(st, "status", `Shows, per provider: last webhook, last successful sync, last complete backfill and the
 progress of a running one, jobs by state, the oldest waiting job, and recent errors.
 Exits 1 when something needs attention (bad credentials, discarded jobs in the last hour,
-no complete backfill, a failed backfill).`)
+no complete backfill, a failed backfill, a backfill held by the deletion guard, deletions by
+sync jobs paused).`)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := parse(fs, args, st); err != nil {
 		return err
@@ -123,6 +129,9 @@ func providerReport(ctx context.Context, pool *pgxpool.Pool, internalSchema, pro
 	if pr.LastFailedRun != nil && pr.LastCompleteRun != nil && pr.LastCompleteRun.ID > pr.LastFailedRun.ID {
 		pr.LastFailedRun = nil
 	}
+	if err := guardReport(ctx, pool, is, pr); err != nil {
+		return nil, err
+	}
 	queues := []string{jobs.SyncQueue(prov), jobs.BackfillQueue(prov)}
 	rows, err := pool.Query(ctx, `SELECT state::text, count(*) FROM `+is+`.river_job WHERE queue = ANY($1) GROUP BY 1`, queues)
 	if err != nil {
@@ -165,7 +174,7 @@ func providerReport(ctx context.Context, pool *pgxpool.Pool, internalSchema, pro
 }
 
 func attention(pr *ProviderReport) []string {
-	var out []string
+	out := guardAttention(pr)
 	if pr.BadCredentialsAt != nil {
 		out = append(out, fmt.Sprintf("%s: the provider rejected usersync's credentials (%s)", pr.Provider, ago(pr.BadCredentialsAt)))
 	}
@@ -209,6 +218,7 @@ func printReport(w io.Writer, rep *Report) {
 		if pr.CurrentRun != nil {
 			fmt.Fprintf(w, "  running backfill:         %s\n", progressLine(pr.Provider, pr.CurrentRun))
 		}
+		printGuard(w, &pr)
 		states := make([]string, 0, len(pr.Jobs))
 		for s := range pr.Jobs {
 			states = append(states, s)

@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -49,6 +50,12 @@ type Config struct {
 	Stack  *StackConfig
 	Clerk  *ClerkConfig
 	WorkOS *WorkOSConfig
+
+	// DeleteGuard (USERSYNC_DELETE_GUARD) is the largest share, 0..1, of a
+	// provider's live users that one backfill run may infer deleted (when
+	// that is also more than 10 rows) before the run is held
+	// for confirmation.
+	DeleteGuard float64
 }
 
 // StackConfig is Stack Auth's configuration; nil when Stack Auth is disabled.
@@ -179,6 +186,9 @@ func Load(lookupEnv func(string) (string, bool), requireDB bool) (*Config, error
 			return nil, &Error{"USERSYNC_LOG_FORMAT", fmt.Sprintf("%q must be text or json", v)}
 		}
 		c.LogFormat = v
+	}
+	if c.DeleteGuard, err = deleteGuard(getenv); err != nil {
+		return nil, err
 	}
 	if err := c.loadProviders(getenv); err != nil {
 		return nil, err
@@ -395,4 +405,22 @@ func (c *Config) Secrets() []string {
 		}
 	}
 	return out
+}
+
+// DefaultDeleteGuard is USERSYNC_DELETE_GUARD's default: a backfill run may
+// infer at most a tenth of a provider's live users deleted without an
+// operator's confirmation.
+const DefaultDeleteGuard = 0.1
+
+// deleteGuard reads USERSYNC_DELETE_GUARD: a fraction from 0 to 1.
+func deleteGuard(getenv func(string) string) (float64, error) {
+	v := strings.TrimSpace(getenv("USERSYNC_DELETE_GUARD"))
+	if v == "" {
+		return DefaultDeleteGuard, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > 1 {
+		return 0, &Error{"USERSYNC_DELETE_GUARD", fmt.Sprintf("%q is not a number from 0 to 1 (the largest share of live users one backfill may delete, e.g. 0.1)", v)}
+	}
+	return f, nil
 }

@@ -95,3 +95,36 @@ func TestProvidersAndSchemas(t *testing.T) {
 		t.Fatal("an empty USERSYNC_NOTIFY_CHANNEL turns notifications off")
 	}
 }
+
+func TestDeleteGuard(t *testing.T) {
+	base := map[string]string{"DATABASE_URL": "postgres://x"}
+	c, err := Load(env(base), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DeleteGuard != DefaultDeleteGuard || DefaultDeleteGuard != 0.1 {
+		t.Fatalf("default USERSYNC_DELETE_GUARD = %v, want 0.1", c.DeleteGuard)
+	}
+	for v, want := range map[string]float64{"0": 0, "1": 1, "0.25": 0.25, " 0.5 ": 0.5, "1e-1": 0.1} {
+		m := map[string]string{"DATABASE_URL": "postgres://x", "USERSYNC_DELETE_GUARD": v}
+		c, err := Load(env(m), true)
+		if err != nil {
+			t.Errorf("USERSYNC_DELETE_GUARD=%q: %v", v, err)
+			continue
+		}
+		if c.DeleteGuard != want {
+			t.Errorf("USERSYNC_DELETE_GUARD=%q: got %v, want %v", v, c.DeleteGuard, want)
+		}
+	}
+	for _, v := range []string{"abc", "-0.1", "1.01", "10%", "NaN", "Inf", "0,1"} {
+		m := map[string]string{"DATABASE_URL": "postgres://x", "USERSYNC_DELETE_GUARD": v}
+		_, err := Load(env(m), true)
+		if err == nil {
+			t.Errorf("USERSYNC_DELETE_GUARD=%q accepted", v)
+			continue
+		}
+		if msg := err.Error(); !strings.HasPrefix(msg, "USERSYNC_DELETE_GUARD: ") || strings.Contains(msg, "\n") {
+			t.Errorf("USERSYNC_DELETE_GUARD=%q: error %q is not one line naming the variable", v, msg)
+		}
+	}
+}

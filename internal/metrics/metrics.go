@@ -36,6 +36,7 @@ type Metrics struct {
 
 	mu        sync.Mutex
 	providers []string // as given to AddProviders
+	guard     *guardMetrics
 }
 
 // Outcomes of sync_user jobs, as the "outcome" label of usersync_syncs_total.
@@ -94,6 +95,7 @@ func New(status *StatusRecorder) *Metrics {
 	r.MustRegister(m.webhooks, m.syncs, m.lag, m.apiDuration, m.apiRequests, m.backfillPages, m.backfillUsers,
 		m.lastBackfill, m.jobs, m.badCreds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.guard = newGuardMetrics(r)
 	return m
 }
 
@@ -183,6 +185,7 @@ func (m *Metrics) BackfillPage(provider string, listed, written int, last bool) 
 	m.backfillUsers.WithLabelValues(provider).Add(float64(listed))
 	if last {
 		m.lastBackfill.WithLabelValues(provider).Set(0)
+		m.guard.backfillCompleted(provider)
 	}
 }
 
@@ -277,5 +280,8 @@ func (m *Metrics) sampleOnce(ctx context.Context, db interface {
 		}
 		m.lastBackfill.WithLabelValues(p).Set(age)
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return m.guard.sample(ctx, db, is)
 }

@@ -50,7 +50,7 @@ CREATE INDEX IF NOT EXISTS user_state_tombstone_idx ON user_state (provider, fet
 CREATE TABLE IF NOT EXISTS backfill_run (
   id           bigserial   PRIMARY KEY,
   provider     text        NOT NULL,
-  status       text        NOT NULL CHECK (status IN ('running', 'completed', 'failed')),
+  status       text        NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'held')),
   started_at   timestamptz NOT NULL,
   finished_at  timestamptz,
   updated_at   timestamptz NOT NULL DEFAULT now(),
@@ -84,4 +84,38 @@ CREATE TABLE IF NOT EXISTS provider_status (
 CREATE TABLE IF NOT EXISTS usersync_migration (
   version    integer PRIMARY KEY,
   applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Deletion guard (version 2). A backfill run that would infer too many users
+-- deleted ends 'held' instead of 'completed', deleting nothing, until an
+-- operator confirms it: held_deletions is how many live rows it would have
+-- marked deleted, held_live how many live rows there were.
+ALTER TABLE backfill_run ADD COLUMN IF NOT EXISTS held_deletions bigint;
+ALTER TABLE backfill_run ADD COLUMN IF NOT EXISTS held_live bigint;
+ALTER TABLE backfill_run ADD COLUMN IF NOT EXISTS confirmed_at timestamptz;
+DO $$
+BEGIN
+  -- Databases migrated before version 2 have a status check without 'held'.
+  IF EXISTS (SELECT 1 FROM pg_constraint
+             WHERE conrelid = 'backfill_run'::regclass AND conname = 'backfill_run_status_check'
+               AND pg_get_constraintdef(oid) NOT LIKE '%held%') THEN
+    ALTER TABLE backfill_run DROP CONSTRAINT backfill_run_status_check;
+    ALTER TABLE backfill_run ADD CONSTRAINT backfill_run_status_check
+      CHECK (status IN ('running', 'completed', 'failed', 'held'));
+  END IF;
+END $$;
+
+-- The sync path's deletion breaker, one row per provider: how many sync_user
+-- jobs in a row found their user missing at the provider although the
+-- user's latest event was not a deletion. Past the limit, deletions by such
+-- jobs pause (paused_at) until an operator resumes them; a successful fetch
+-- of an existing user resets the count.
+CREATE TABLE IF NOT EXISTS deletion_breaker (
+  provider             text PRIMARY KEY,
+  unexpected_not_found integer     NOT NULL DEFAULT 0,
+  paused_at            timestamptz,
+  -- the user whose sync tripped the breaker
+  paused_user_id       text,
+  resumed_at           timestamptz,
+  updated_at           timestamptz NOT NULL DEFAULT now()
 );

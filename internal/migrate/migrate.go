@@ -21,7 +21,8 @@ import (
 var internalSQL string
 
 // Version is the version of usersync's internal tables this build expects.
-// Version 2 added user_state's ordering and tombstone columns.
+// Version 2 added user_state's ordering and tombstone columns, held backfill
+// runs and the deletion breaker.
 const Version = 2
 
 // lockKey is the advisory lock that serializes concurrent migrations.

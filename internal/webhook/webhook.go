@@ -149,7 +149,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, "")
 		return
 	}
-	if err := h.committer.Submit(r.Context(), jobs.UserRef{Provider: name, UserID: ev.UserID}); err != nil {
+	if err := h.committer.Submit(r.Context(), jobs.UserRef{Provider: name, UserID: ev.UserID, Deleted: ev.Kind == provider.EventUserDeleted}); err != nil {
 		h.obs().Webhook(name, evType, "unavailable")
 		h.logger.Error("webhook not accepted: could not enqueue", "provider", name, "err", err)
 		w.Header().Set("Retry-After", "5")
