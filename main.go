@@ -14,7 +14,7 @@ import (
 	"github.com/usersync/usersync/internal/demo"
 )
 
-// schemaSQL is the users_sync table (SPEC §1.1), applied by `usersync migrate`.
+// schemaSQL is the users_sync table (docs/data-model.md), applied by `usersync migrate`.
 //
 //go:embed schema.sql
 var schemaSQL string

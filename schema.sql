@@ -1,4 +1,4 @@
--- users_sync: the auth provider's users, kept in step by usersync (SPEC §1.1).
+-- users_sync: the auth provider's users, kept in step by usersync (docs/data-model.md).
 -- Run with search_path set to the target schema (USERSYNC_SCHEMA, default
 -- neon_identity); every statement is idempotent. An existing table, such as
 -- the one Neon created with GENERATED ALWAYS ... STORED columns, is left as it

@@ -9,7 +9,7 @@ import (
 	"github.com/usersync/usersync/provider"
 )
 
-// TestAtomicity (§6.4): a row change and its job's completion commit
+// TestAtomicity (docs/guarantees.md §4): a row change and its job's completion commit
 // together or not at all. A test trigger makes one side fail inside the
 // worker's transaction: the other side must not commit either. Once the
 // trigger is gone, the retried job converges. Finally, every completed job

@@ -18,7 +18,7 @@ import (
 )
 
 // bfPageSize is the number of users per backfill page, by provider (the
-// largest page each provider's list API allows; SPEC §5: at most 1000).
+// largest page each provider's list API allows; docs/jobs.md: at most 1000).
 func bfPageSize(prov string) int {
 	switch prov {
 	case "clerk":

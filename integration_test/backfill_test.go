@@ -16,7 +16,7 @@ import (
 
 // TestBackfillInitialLoad: `usersync backfill --wait` loads tens of thousands
 // of users as a chain of backfill_page jobs, one page per job, and returns
-// once the run is complete (SPEC §2, §5, guarantee 5).
+// once the run is complete (README "Commands"; docs/jobs.md, guarantee 5).
 //
 // Tens of thousands for Stack Auth (26 pages of 1000); for the others about
 // twenty pages of their page size: the chain of page jobs is the same for

@@ -11,7 +11,7 @@ import (
 )
 
 // redactKeys are, per provider, the raw_json keys the redaction test drops:
-// they include the sources of name and email (SPEC §1.2), so the test shows
+// they include the sources of name and email (docs/data-model.md), so the test shows
 // that those columns come from the full profile.
 var redactKeys = map[string]string{
 	"stackauth": "display_name,primary_email,server_metadata",
@@ -19,7 +19,7 @@ var redactKeys = map[string]string{
 	"workos":    "first_name,last_name,email",
 }
 
-// TestConvergence (§6.2): after sign-ups, edits and deletions (each with its
+// TestConvergence (docs/guarantees.md §2): after sign-ups, edits and deletions (each with its
 // webhook), users_sync equals the provider, in soft and hard delete mode and
 // with USERSYNC_REDACT.
 func TestConvergence(t *testing.T) {

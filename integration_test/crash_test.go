@@ -8,7 +8,7 @@ import (
 	"github.com/usersync/usersync/provider"
 )
 
-// TestCrashRecovery (§6.7): a `worker` process SIGKILLed while it works a
+// TestCrashRecovery (docs/guarantees.md §7): a `worker` process SIGKILLed while it works a
 // sync job has that job re-run by another worker within about a minute.
 //
 // SLOW (~30–60 s, River's rescuer runs every 30 s): with

@@ -11,7 +11,7 @@ import (
 	"github.com/usersync/usersync/provider"
 )
 
-// TestDurableAckSurvivesSIGKILL (§6.1): webhooks answered 2xx by a `serve`
+// TestDurableAckSurvivesSIGKILL (docs/guarantees.md §1): webhooks answered 2xx by a `serve`
 // process that is SIGKILLed right after the answers are not lost: a worker
 // started afterwards syncs every acknowledged user.
 func TestDurableAckSurvivesSIGKILL(t *testing.T) {
@@ -45,7 +45,7 @@ func TestDurableAckSurvivesSIGKILL(t *testing.T) {
 	}
 }
 
-// TestWebhook503WhenDatabaseUnavailable (§4, §6.1): when the database cannot
+// TestWebhook503WhenDatabaseUnavailable (docs/http.md; docs/guarantees.md §1): when the database cannot
 // take the job the receiver answers 503 and nothing is enqueued; once the
 // database is back, deliveries are accepted again.
 func TestWebhook503WhenDatabaseUnavailable(t *testing.T) {

@@ -19,7 +19,7 @@ var credentialVars = map[string]string{
 	"workos":    "WORKOS_API_KEY",
 }
 
-// TestProviderErrorWindow (§6.6): while the provider answers 5xx or drops
+// TestProviderErrorWindow (docs/guarantees.md §6): while the provider answers 5xx or drops
 // connections, sync jobs fail and are retried with backoff; once it
 // recovers, users_sync converges without operator action.
 func TestProviderErrorWindow(t *testing.T) {
@@ -60,7 +60,7 @@ func TestProviderErrorWindow(t *testing.T) {
 	}
 }
 
-// TestRateLimitSnoozes (§6.6): a 429 with Retry-After makes the job wait
+// TestRateLimitSnoozes (docs/guarantees.md §6): a 429 with Retry-After makes the job wait
 // (snooze) without spending an attempt; afterwards it converges.
 func TestRateLimitSnoozes(t *testing.T) {
 	t.Parallel()
@@ -123,7 +123,7 @@ func TestRateLimitBackfillPage(t *testing.T) {
 	}
 }
 
-// TestBadCredentialsLoud (§6.6, §6.9): rejected credentials are reported in
+// TestBadCredentialsLoud (docs/guarantees.md §6, §9): rejected credentials are reported in
 // the log (ERROR, naming credentials), the metric and `usersync status`,
 // and the secret never appears in any of them.
 func TestBadCredentialsLoud(t *testing.T) {

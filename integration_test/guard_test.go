@@ -20,7 +20,7 @@ import (
 	"github.com/usersync/usersync/provider/workos/workosfake"
 )
 
-// Tests of the deletion guard (SPEC §6.10): a backfill run that would infer
+// Tests of the deletion guard (docs/guarantees.md §10): a backfill run that would infer
 // too many users deleted is held; a run of not-found answers on the sync
 // path pauses deletions; operators see both and confirm or resume.
 
@@ -196,7 +196,7 @@ func (g *guardSystem) wantMetric(t *testing.T, line string) {
 	})
 }
 
-// TestDeleteGuardEmptyList (§6.10): pointed at a server whose user list is
+// TestDeleteGuardEmptyList (docs/guarantees.md §10): pointed at a server whose user list is
 // empty, a backfill deletes nothing and ends held; status exits 1 naming it
 // and the command that confirms it, an ERROR line and the metrics report
 // it. Fixed, the next backfill completes and status is healthy again.
@@ -237,7 +237,7 @@ func TestDeleteGuardEmptyList(t *testing.T) {
 	}
 }
 
-// TestDeleteGuardShare (§6.10): a run that would delete 5% of the live rows
+// TestDeleteGuardShare (docs/guarantees.md §10): a run that would delete 5% of the live rows
 // is applied, one that would delete 30% is held and applies once confirmed,
 // with the exact command status names.
 func TestDeleteGuardShare(t *testing.T) {
@@ -319,7 +319,7 @@ func TestDeleteGuardConfirmKeepsUsersWrittenSince(t *testing.T) {
 	}
 }
 
-// TestDeleteGuardEdges (§6.10): with USERSYNC_DELETE_GUARD=0 only the
+// TestDeleteGuardEdges (docs/guarantees.md §10): with USERSYNC_DELETE_GUARD=0 only the
 // 10-row floor lets a run delete: exactly 10 are applied, 11 are held;
 // restarted with a larger guard, the next run applies them.
 func TestDeleteGuardEdges(t *testing.T) {
@@ -368,7 +368,7 @@ func TestDeleteGuardEdges(t *testing.T) {
 
 var pausedRe = regexp.MustCompile(`deletions by sync jobs are paused .*: (\d+) users in a row were not found`)
 
-// TestDeletionBreaker (§6.10): pointed at a server that answers every lookup
+// TestDeletionBreaker (docs/guarantees.md §10): pointed at a server that answers every lookup
 // with the provider's own not-found, 50 users' user.updated events delete
 // at most 10 rows, then deletions pause: status exits 1 naming the pause
 // and the command that resumes, an ERROR line and a metric report it. The

@@ -1,6 +1,6 @@
 package integration_test
 
-// Helpers shared by the guarantee tests (SPEC §6). They complement
+// Helpers shared by the guarantee tests (docs/guarantees.md). They complement
 // harness_test.go without changing its helpers.
 
 import (

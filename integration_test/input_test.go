@@ -14,7 +14,7 @@ import (
 	"github.com/usersync/usersync/provider"
 )
 
-// TestBadInput (§4, §6.8): forged, stale, malformed and oversized deliveries
+// TestBadInput (docs/http.md; docs/guarantees.md §8): forged, stale, malformed and oversized deliveries
 // to a real `serve` process each get the documented 4xx, enqueue nothing and
 // change nothing; ignored event types get 2xx and enqueue nothing; the
 // process survives all of it.
@@ -27,7 +27,7 @@ func TestBadInput(t *testing.T) {
 			sv := s.Start(map[string]string{"USERSYNC_WORKERS": "2"}, "serve")
 			id := s.Fake.CreateUser()
 
-			// A valid delivery larger than 4 MiB (SPEC §4: a Stack Auth
+			// A valid delivery larger than 4 MiB (docs/http.md: a Stack Auth
 			// profile_image_url may be a 1 MB data URL) is accepted.
 			big, bigH := s.MutateWebhook(id, func(m map[string]any) {
 				m["data"].(map[string]any)["profile_image_url"] = "data:image/png;base64," + strings.Repeat("QUJD", 5<<20/4)

@@ -105,11 +105,11 @@ func flood(t testing.TB, prov string, n int, signed bool) (codes map[int]int, re
 }
 
 // maxFloodRSS is the bound the peak RSS of `usersync serve` must stay under
-// during a webhook flood (SPEC §6.12: memory is bounded); without the
+// during a webhook flood (docs/guarantees.md §12: memory is bounded); without the
 // bounds, 200 unsigned 8 MiB posts took it to 2.4 GB.
 const maxFloodRSS = 300 << 20
 
-// TestWebhookFloodMemoryBounded (§4, §6.12): 200 concurrent 8 MiB posts,
+// TestWebhookFloodMemoryBounded (docs/http.md; docs/guarantees.md §12): 200 concurrent 8 MiB posts,
 // unsigned or signed, keep the peak RSS of a real `usersync serve` process
 // under maxFloodRSS. Unsigned ones are all refused 401 (their bodies are
 // never read); signed ones beyond the body budget get 503 with Retry-After.

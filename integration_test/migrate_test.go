@@ -20,7 +20,7 @@ func (s *System) schemas() string {
 	return out
 }
 
-// TestMigrate (§2): on a never-migrated database serve and worker refuse to
+// TestMigrate (README "Commands"): on a never-migrated database serve and worker refuse to
 // start and name `usersync migrate`; `migrate --print-sql` prints SQL and
 // creates nothing; two `migrate` processes at once both succeed (and a
 // third run is a no-op); then the service works.
@@ -82,7 +82,7 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
-// TestConfigErrors (§3): a malformed value stops the process at start with
+// TestConfigErrors (README "Configuration"): a malformed value stops the process at start with
 // exit non-zero and one line naming the variable.
 func TestConfigErrors(t *testing.T) {
 	prov := providerNames()[0]

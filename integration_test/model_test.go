@@ -208,7 +208,7 @@ func runModelSeed(t *testing.T, seed int) modelMix {
 	cfg.Drops = rng.IntN(5) < 3
 	switch r := rng.IntN(10); {
 	case r < 2:
-		// More than one backfill page (SPEC §5: at most 1000 users a page).
+		// More than one backfill page (docs/jobs.md: at most 1000 users a page).
 		cfg.Preload = bfPageSize(cfg.Provider) + 1 + rng.IntN(bfPageSize(cfg.Provider)/3)
 	case r < 6:
 		cfg.Preload = rng.IntN(30)
@@ -564,7 +564,7 @@ func (m *modelRun) ops() []modelOp {
 			m.emit(provider.EventUserChanged, id)
 		}},
 		{"rapid_updates", 4, hasLive, func() {
-			// Events arriving while a sync of the same user runs (§6.3).
+			// Events arriving while a sync of the same user runs (docs/guarantees.md §3).
 			id, _, _ := m.randomLive()
 			for range 2 + m.rng.IntN(3) {
 				s.Fake.UpdateUser(id)
@@ -719,7 +719,7 @@ func (m *modelRun) quiesce() {
 			t.Fatalf("final `usersync backfill --wait` exited %d:\n%s", code, tail(out, 2000))
 		}
 		// A run that started after the last change and reported complete
-		// has written every user and inferred every deletion (§6.5): the
+		// has written every user and inferred every deletion (docs/guarantees.md §5): the
 		// table equals the provider now, without waiting for sync jobs.
 		if strings.Contains(out, "backfill enqueued") {
 			if d := s.Diff(); d != "" {
@@ -831,8 +831,8 @@ CREATE TRIGGER model_audit AFTER INSERT OR UPDATE OR DELETE ON ` + m.s.table() +
 
 // checkAudit checks every row version against the provider's history: no
 // content the provider never had, no version older than the one it
-// replaced (§6.3), no write that changed nothing (§1.2), a deleted user
-// never brought back and a live one never marked deleted (§1.3).
+// replaced (docs/guarantees.md §3), no write that changed nothing (docs/data-model.md), a deleted user
+// never brought back and a live one never marked deleted (docs/data-model.md).
 func (m *modelRun) checkAudit() {
 	s, t := m.s, m.t
 	rows, err := s.Pool.Query(context.Background(), `SELECT op, id, raw::text, deleted FROM public.model_audit ORDER BY seq`)

@@ -8,7 +8,7 @@ import (
 	"github.com/usersync/usersync/provider"
 )
 
-// neonDDL is users_sync exactly as Neon created it (anchors-neon.md): id,
+// neonDDL is users_sync exactly as Neon created it (docs/data-model.md): id,
 // name, email and created_at are generated from raw_json.
 const neonDDL = `
 CREATE SCHEMA neon_auth;
@@ -26,7 +26,7 @@ CREATE TABLE neon_auth.users_sync (
 ALTER TABLE ONLY neon_auth.users_sync ADD CONSTRAINT users_sync_pkey PRIMARY KEY (id);
 CREATE INDEX users_sync_deleted_at_idx ON neon_auth.users_sync USING btree (deleted_at);`
 
-// TestNeonGeneratedTable (§1.1): usersync works unchanged against Neon's own
+// TestNeonGeneratedTable (docs/data-model.md): usersync works unchanged against Neon's own
 // users_sync (generated columns), created before `usersync migrate`: rows
 // are written, updated and soft-deleted, and the generated columns hold
 // what the provider says. Neon's table uses Stack Auth's keys, so this test

@@ -75,7 +75,7 @@ func (l *listener) Drain() []change {
 	}
 }
 
-// TestChangeNotifications (§1.4): each real change to users_sync sends
+// TestChangeNotifications (docs/data-model.md): each real change to users_sync sends
 // exactly one notification {"id","op"} on <schema>_users_sync; a re-sync
 // that changes nothing sends none.
 func TestChangeNotifications(t *testing.T) {

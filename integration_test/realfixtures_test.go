@@ -39,7 +39,7 @@ type realDelivery struct {
 // TestRealWebhooks posts every user webhook body Clerk and WorkOS published
 // (docs, OpenAPI examples, SDK fixtures), signed afresh with the fake's
 // secret, to the real binary, with the fake serving the event's user; each
-// is accepted and leads to the right row: columns derived per SPEC §1.2,
+// is accepted and leads to the right row: columns derived per docs/data-model.md,
 // including the odd shapes (a primary email id that matches no address gives
 // a NULL email; seconds-sized times; missing keys). Events that are not
 // about users (WorkOS dsync, connection and unknown kinds) answer 2xx and

@@ -41,7 +41,7 @@ func checkNoSecrets(t *testing.T, what, text string, secrets map[string]string) 
 	}
 }
 
-// TestSecretsNeverLogged (§6.9): with every secret set to a recognisable
+// TestSecretsNeverLogged (docs/guarantees.md §9): with every secret set to a recognisable
 // value, errors that involve them (rejected API key, forged webhooks, wrong
 // River UI password, unreachable or malformed DATABASE_URL with a password)
 // never put a secret in the output, nor in the database.
@@ -82,7 +82,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 					t.Errorf("River UI with a wrong password answered %d", code)
 				}
 			}
-			// A burst of guesses (§4): each checked one is logged, without the
+			// A burst of guesses (docs/http.md): each checked one is logged, without the
 			// password; beyond a few, they are refused unchecked (429).
 			throttled := 0
 			for i := range 30 {
@@ -159,7 +159,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 }
 
-// TestRiverUIAuth (§4, §6.9): the River UI is off without credentials, and
+// TestRiverUIAuth (docs/http.md; docs/guarantees.md §9): the River UI is off without credentials, and
 // behind basic auth and a same-origin check with them.
 func TestRiverUIAuth(t *testing.T) {
 	prov := providerNames()[0]
@@ -254,7 +254,7 @@ func (s *System) hostileBase(srv *httptest.Server) string {
 	return srv.URL + u.Path
 }
 
-// TestEchoedCredentialsNeverLeak (§6.9): a provider API whose error answers
+// TestEchoedCredentialsNeverLeak (docs/guarantees.md §9): a provider API whose error answers
 // echo the request's headers (the Authorization or x-stack-secret-server-key
 // header with the key) puts the key in no log line, no river_job.errors, no
 // backfill_run, no provider_status and no `status` / `status --json` output.
@@ -329,7 +329,7 @@ func TestEchoedCredentialsNeverLeak(t *testing.T) {
 	}
 }
 
-// TestRedirectNeverCarriesCredentials (§6.9): an API that redirects to
+// TestRedirectNeverCarriesCredentials (docs/guarantees.md §9): an API that redirects to
 // another address (here another port) never gets the key sent there; the
 // redirect is a provider error that names the API URL variable.
 func TestRedirectNeverCarriesCredentials(t *testing.T) {
@@ -385,7 +385,7 @@ func TestRedirectNeverCarriesCredentials(t *testing.T) {
 	}
 }
 
-// TestAPIURLWithCredentialsNotPrinted (§3): an API URL holding a password is
+// TestAPIURLWithCredentialsNotPrinted (README "Configuration"): an API URL holding a password is
 // refused at start without printing it.
 func TestAPIURLWithCredentialsNotPrinted(t *testing.T) {
 	t.Parallel()

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// TestJobsInsertedBySQL: SPEC §5 lets operators insert jobs with SQL; a
+// TestJobsInsertedBySQL: docs/jobs.md lets operators insert jobs with SQL; a
 // sync_user job inserted with only kind and args (River's default queue)
 // and a backfill_page job are both worked.
 func TestJobsInsertedBySQL(t *testing.T) {

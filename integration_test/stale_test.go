@@ -106,7 +106,7 @@ func (v *versionLog) version(id string, raw []byte) (int, bool) {
 	return n, ok
 }
 
-// TestNoStaleOverwriteAcrossProcesses (§6.3): two `worker` processes and a
+// TestNoStaleOverwriteAcrossProcesses (docs/guarantees.md §3): two `worker` processes and a
 // `serve` process (with workers) race on the same users while the provider
 // changes them and webhooks (with duplicates) flow. Every row version is
 // audited by a trigger: per user, the fetch token never goes backwards, no
@@ -181,7 +181,7 @@ func TestNoStaleOverwriteAcrossProcesses(t *testing.T) {
 					}
 				}()
 			}
-			// Operators may insert sync_user jobs with SQL (SPEC §5): such jobs
+			// Operators may insert sync_user jobs with SQL (docs/jobs.md): such jobs
 			// bypass River's uniqueness, so several syncs of one user run at
 			// once in different processes and finish in any order.
 			wg.Add(1)
@@ -296,7 +296,7 @@ func TestNoStaleOverwriteAcrossProcesses(t *testing.T) {
 	}
 }
 
-// TestEventDuringRunningSyncNotLost (§6.3): a webhook that arrives while a
+// TestEventDuringRunningSyncNotLost (docs/guarantees.md §3): a webhook that arrives while a
 // sync of the same user is running (its provider response already read,
 // with the old profile) is not lost: the user ends up with the newer
 // profile.
@@ -350,7 +350,7 @@ func TestEventDuringRunningSyncNotLost(t *testing.T) {
 	}
 }
 
-// TestBurstCoalesces (§6.3, §5): 100 webhooks for one user cost far fewer
+// TestBurstCoalesces (docs/guarantees.md §3; docs/jobs.md): 100 webhooks for one user cost far fewer
 // than 100 provider fetches, and the last change still lands.
 func TestBurstCoalesces(t *testing.T) {
 	t.Parallel()

@@ -1,4 +1,4 @@
-// Package jobs defines usersync's River job kinds (SPEC §5), their queues and
+// Package jobs defines usersync's River job kinds (docs/jobs.md), their queues and
 // how they are enqueued. Operators may insert the same jobs with SQL.
 package jobs
 

@@ -146,7 +146,7 @@ func (e *StatusError) Error() string {
 // MaxUserIDLen is the longest user id accepted from a webhook, in bytes.
 const MaxUserIDLen = 255
 
-// ValidateUserID checks the rules every provider's user ids must meet (SPEC §4):
+// ValidateUserID checks the rules every provider's user ids must meet (docs/http.md):
 // non-empty, at most 255 bytes, valid UTF-8, no NUL or other control
 // character. Provider-specific formats (a UUID for Stack Auth) are checked by
 // the provider on top of this.

@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-// Limits on what a client reads from a provider API (SPEC §4: every provider
+// Limits on what a client reads from a provider API (docs/http.md: every provider
 // response read is bounded). A user object may carry a 1 MB data: URL as its
 // profile image (about 1.4 MB once JSON-encoded), so one user gets a few
 // MiB; a list page holds up to 1000 users. An answer over its limit is a
@@ -211,7 +211,7 @@ func HasSvixHeaders(h http.Header) bool {
 }
 
 // MinWebhookSecretBytes is the least key material a webhook signing secret
-// must have (SPEC §3): shorter secrets make forged signatures guessable.
+// must have (README "Configuration"): shorter secrets make forged signatures guessable.
 const MinWebhookSecretBytes = 16
 
 // SvixKeyBytes returns how many bytes of key material a Svix secret

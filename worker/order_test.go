@@ -60,7 +60,7 @@ func nameOf(t *testing.T, pool *pgxpool.Pool, id string) string {
 	return *r.name
 }
 
-// SPEC §6.3: fetches that overlap in time (the second began before the
+// docs/guarantees.md §3: fetches that overlap in time (the second began before the
 // first's data was stored) are ordered by the provider's updated_at where
 // both have one: applied only if strictly newer, nothing to do if the same.
 func TestOverlapOrderedByProviderUpdatedAt(t *testing.T) {
@@ -94,7 +94,7 @@ func TestOverlapOrderedByProviderUpdatedAt(t *testing.T) {
 	}
 }
 
-// SPEC §6.3: without the provider's updated_at (Stack Auth), an overlapping
+// docs/guarantees.md §3: without the provider's updated_at (Stack Auth), an overlapping
 // write is not applied: the stored row stays as it is and a fresh sync is
 // requested. A write of the same content needs nothing.
 func TestOverlapWithoutUpdatedAtIsNotApplied(t *testing.T) {
@@ -122,7 +122,7 @@ func TestOverlapWithoutUpdatedAtIsNotApplied(t *testing.T) {
 	}
 }
 
-// SPEC §6.3, §1.3: a deletion carries no updated_at, so a deletion that
+// docs/guarantees.md §3; docs/data-model.md: a deletion carries no updated_at, so a deletion that
 // overlaps stored data, or a profile that overlaps a stored deletion, is
 // not applied: a deleted user never comes back, even briefly, and a live
 // one is not deleted on a guess. A fresh sync decides.
@@ -165,7 +165,7 @@ func TestOverlappingDeletion(t *testing.T) {
 	}
 }
 
-// SPEC §6.3, §6.5: a backfill page obeys the same rule per user, and still
+// docs/guarantees.md §3, §5: a backfill page obeys the same rule per user, and still
 // records that its run listed the user; deletion inference at the end of
 // the run applies only to users whose stored data was written before the
 // run started, and an older fetch cannot undo an inferred deletion.
@@ -204,7 +204,7 @@ func TestBackfillPageAndInferenceOverlapping(t *testing.T) {
 	}
 }
 
-// SPEC §1.4, §3: the notification channel is a bind parameter, so any
+// docs/data-model.md; README "Configuration": the notification channel is a bind parameter, so any
 // channel name works, whatever the session's string-literal settings.
 func TestNotifyChannelIsABindParameter(t *testing.T) {
 	t.Parallel()

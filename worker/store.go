@@ -21,7 +21,7 @@ type Target struct {
 	writable map[string]bool
 }
 
-// targetColumns are users_sync's columns (SPEC §1.1).
+// targetColumns are users_sync's columns (docs/data-model.md).
 var targetColumns = []string{"raw_json", "id", "name", "email", "created_at", "updated_at", "deleted_at"}
 
 // StoreConfig says where and how a Store writes.

@@ -112,7 +112,7 @@ func (r *runner) count(t *testing.T, sql string, args ...any) int {
 	return n
 }
 
-// SPEC §6.12: syncs of ids the provider never had leave no permanent state:
+// docs/guarantees.md §12: syncs of ids the provider never had leave no permanent state:
 // their recorded deletions are kept only until no fetch begun before them
 // can still be running (the horizon), then removed by prune_user_state.
 // Until then they still stop an older fetch from inserting the user.
@@ -235,7 +235,7 @@ func idProxy(t *testing.T, fake *stackfake.Fake, real, answer string) provider.P
 	return c
 }
 
-// SPEC §1.1, issue 10: the row is stored under the id the event named. Stack
+// docs/data-model.md, issue 10: the row is stored under the id the event named. Stack
 // Auth compares ids case-insensitively: an answer for the same id spelled
 // in another case is stored under the event's spelling (one row, also in
 // raw_json); an answer about another user fails the job and writes nothing.

@@ -13,7 +13,7 @@ import (
 	"riverqueue.com/riverui"
 )
 
-// Server is usersync's HTTP surface (SPEC §4).
+// Server is usersync's HTTP surface (docs/http.md).
 type Server struct {
 	core    *Core
 	batcher *webhook.Batcher

@@ -1,4 +1,4 @@
-// Package app wires usersync's parts into the processes of SPEC §2: it
+// Package app wires usersync's parts into the processes of README "Commands": it
 // builds the database pool, the providers, the River client and the HTTP
 // server from a Config, and implements each command.
 package app
@@ -227,7 +227,7 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	if workers > 0 {
 		rc.SoftStopTimeout = softStopTimeout
 		// The default queue is where jobs inserted by SQL without a queue
-		// land (SPEC §5: operators may insert sync_user and backfill_page).
+		// land (docs/jobs.md: operators may insert sync_user and backfill_page).
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}}
 		for _, p := range ps {
 			rc.Queues[jobs.SyncQueue(p.Name())] = river.QueueConfig{MaxWorkers: workers, FetchCooldown: syncFetchCooldown}

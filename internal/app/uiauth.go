@@ -14,7 +14,7 @@ import (
 	"github.com/usersync/usersync/provider"
 )
 
-// Login throttling for the River UI (SPEC §4): failed logins are logged
+// Login throttling for the River UI (docs/http.md): failed logins are logged
 // (with the user name tried, never the password) and limited, per client
 // address and overall, so that guessing passwords drops from thousands of
 // tries a second to about one a second per address. A request from an

@@ -20,7 +20,7 @@ type fakeClock struct {
 func (c *fakeClock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-// TestUILoginThrottle (SPEC §4): failed River UI logins are logged without
+// TestUILoginThrottle (docs/http.md): failed River UI logins are logged without
 // the password tried, and limited: from one address, uiFailBurst at once and
 // then one a second; overall, uiGlobalBurst and then uiGlobalRate a second.
 // A throttled attempt is not checked (429); a right password from another

@@ -1,5 +1,5 @@
 // Package config reads usersync's configuration from the environment
-// (SPEC §3). A missing or malformed value is reported as one line naming the
+// (README "Configuration"). A missing or malformed value is reported as one line naming the
 // variable and what is wrong; secret values are never part of an error.
 package config
 
@@ -333,10 +333,10 @@ func (c *Config) loadProviders(getenv func(string) string) error {
 func (c *Config) Enabled() bool { return c.Stack != nil || c.Clerk != nil || c.WorkOS != nil }
 
 // MinUIPasswordLen is the shortest River UI password accepted, in
-// characters (SPEC §3).
+// characters (README "Configuration").
 const MinUIPasswordLen = 12
 
-// checkStrength refuses weak secrets (SPEC §3): webhook signing secrets with
+// checkStrength refuses weak secrets (README "Configuration"): webhook signing secrets with
 // fewer than provider.MinWebhookSecretBytes bytes of key material (a Svix
 // secret is "whsec_" + base64, counted decoded; a WorkOS secret is a plain
 // string, counted in bytes) and a River UI password shorter than

@@ -21,7 +21,7 @@ func load(t *testing.T, set map[string]string) error {
 	return err
 }
 
-// TestWeakSecretsRefused (SPEC §3): webhook secrets with fewer than 16 bytes
+// TestWeakSecretsRefused (README "Configuration"): webhook secrets with fewer than 16 bytes
 // of key material and River UI passwords shorter than 12 characters stop
 // the process with one line naming the variable, without the value.
 func TestWeakSecretsRefused(t *testing.T) {
@@ -81,7 +81,7 @@ func TestWeakSecretsRefused(t *testing.T) {
 	}
 }
 
-// TestAPIURLNeverEchoed (SPEC §3): an API URL error never prints the URL,
+// TestAPIURLNeverEchoed (README "Configuration"): an API URL error never prints the URL,
 // nor any part of credentials in it.
 func TestAPIURLNeverEchoed(t *testing.T) {
 	const pw = "urlPassw0rdSecret"

@@ -41,7 +41,7 @@ func newHandler(budget int64) (*webhook.Handler, http.Handler) {
 	return h, mux
 }
 
-// TestUnsignedRefusedUnread (SPEC §4): a request without the provider's
+// TestUnsignedRefusedUnread (docs/http.md): a request without the provider's
 // signature headers is answered 401 without its body being read, whatever
 // its size.
 func TestUnsignedRefusedUnread(t *testing.T) {
@@ -70,7 +70,7 @@ func TestUnsignedRefusedUnread(t *testing.T) {
 	}
 }
 
-// TestBodyBudget (SPEC §4, §6.12): bodies held at once are bounded; a
+// TestBodyBudget (docs/http.md; docs/guarantees.md §12): bodies held at once are bounded; a
 // request that does not fit gets 503 with Retry-After, its body unread; the
 // budget is given back when requests end.
 func TestBodyBudget(t *testing.T) {

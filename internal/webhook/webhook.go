@@ -17,12 +17,12 @@ import (
 	"github.com/usersync/usersync/provider"
 )
 
-// MaxBodyBytes is the largest webhook body accepted (SPEC §4: at least 4 MiB,
+// MaxBodyBytes is the largest webhook body accepted (docs/http.md: at least 4 MiB,
 // since a Stack Auth profile_image_url may be a 1 MB data URL).
 const MaxBodyBytes = 8 << 20
 
 // DefaultBodyBudget bounds the webhook bodies held in memory at once, across
-// all requests (SPEC §4, §6.12): four bodies of the largest size, or
+// all requests (docs/http.md; docs/guarantees.md §12): four bodies of the largest size, or
 // thousands of ordinary ones (a few KiB each). A request that cannot get its
 // share is answered 503 with Retry-After before its body is read; providers
 // retry. Verifying and parsing a body briefly needs about twice its size

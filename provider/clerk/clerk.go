@@ -158,7 +158,7 @@ func ValidateUserID(id string) error {
 	return nil
 }
 
-// mapUser derives the users_sync columns (SPEC §1.2) from a decoded user.
+// mapUser derives the users_sync columns (docs/data-model.md) from a decoded user.
 func mapUser(u *clerksdk.User, raw json.RawMessage) (provider.User, error) {
 	if u.ID == "" {
 		return provider.User{}, errors.New("user object has no id")

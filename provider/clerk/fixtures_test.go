@@ -51,7 +51,7 @@ func readFixture(t *testing.T, dir, name string) []byte {
 	return b
 }
 
-// want is what SPEC §1.2 derives from a Clerk user.
+// want is what docs/data-model.md derives from a Clerk user.
 type want struct {
 	id, name, email  string // "" = NULL
 	created, updated time.Time

@@ -36,7 +36,7 @@ import (
 // ResumeCursor(id) makes a cursor that first fetches that user to learn its
 // created_at, then lists from that millisecond (so the user and any others of
 // the same millisecond are listed again). If the user is gone, ListUsers
-// returns ErrCursorNotFound and the caller starts over (SPEC §6.5).
+// returns ErrCursorNotFound and the caller starts over (docs/guarantees.md §5).
 //
 // The page is fetched with one GET /users through the SDK's backend rather
 // than the SDK's List, which also calls /users/count for every page (a second

@@ -14,7 +14,7 @@ import (
 )
 
 // Fake is an in-process imitation of one provider's REST API and webhook
-// sender, faithful to shared/reference/providers.md, with fault injection.
+// sender, faithful to the real one (docs/providers.md), with fault injection.
 // Implementations are safe for concurrent use.
 type Fake interface {
 	// URL is the API base URL to configure the provider client with (the value

@@ -11,7 +11,7 @@ import (
 
 // runHiddenUsers checks, for a [fakekit.HiddenUsersFake], that the users its list
 // leaves out by default are listed, fetched and named by webhooks like any
-// other: users_sync holds every user (SPEC §1.2).
+// other: users_sync holds every user (docs/data-model.md).
 func runHiddenUsers(t *testing.T, fresh func(t *testing.T) fakekit.Fake) {
 	t.Run("HiddenUsers", func(t *testing.T) {
 		t.Parallel()

@@ -29,7 +29,7 @@ type Hostile struct {
 }
 
 // RunHostile checks a client against servers that are not the provider's
-// API or that misbehave (SPEC §4, §6.9, §6.10): only the provider's own
+// API or that misbehave (docs/http.md; docs/guarantees.md §9, §10): only the provider's own
 // not-found answer is a deletion; a redirect is never followed with the
 // credential; an error answer that echoes the credential does not put it in
 // the error; an answer that never ends is cut at the size limit with a

@@ -37,7 +37,7 @@ var sentinels = []error{
 // each on its own fake.
 //
 // The expected column values are derived from the fake's Snapshot by an
-// independent implementation of SPEC §1.2 for the providers it knows
+// independent implementation of docs/data-model.md for the providers it knows
 // ("stackauth", "clerk", "workos"); for any other provider only the id and
 // the raw object are checked.
 func Run(t *testing.T, newFake func(t *testing.T) fakekit.Fake) {
@@ -157,7 +157,7 @@ func Run(t *testing.T, newFake func(t *testing.T) fakekit.Fake) {
 		for {
 			page, err := p.ListUsers(context.Background(), cursor)
 			if errors.Is(err, provider.ErrCursorNotFound) {
-				// SPEC §6.5: carry on from the last user seen, or start over.
+				// docs/guarantees.md §5: carry on from the last user seen, or start over.
 				if next := p.ResumeCursor(last); last != "" && next != cursor {
 					cursor = next
 				} else {
@@ -579,7 +579,7 @@ func listAll(t *testing.T, p provider.Provider) []string {
 	}
 }
 
-// checkUser compares u with what SPEC §1.2 derives from raw, the fake's
+// checkUser compares u with what docs/data-model.md derives from raw, the fake's
 // Snapshot entry for the user.
 func checkUser(t *testing.T, providerName string, u provider.User, raw json.RawMessage) {
 	t.Helper()
@@ -639,7 +639,7 @@ func jsonEqual(a, b []byte) bool {
 	return reflect.DeepEqual(x, y)
 }
 
-// Derive computes the users_sync columns of SPEC §1.2 from a provider's raw
+// Derive computes the users_sync columns of docs/data-model.md from a provider's raw
 // user object, independently of the provider packages, so the suite checks
 // them against a second implementation. It returns nil, nil for a provider it
 // does not know.

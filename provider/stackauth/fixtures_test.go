@@ -109,7 +109,7 @@ func realUsers(t *testing.T) map[string]json.RawMessage {
 	return out
 }
 
-// want derives the columns as SPEC §1.2 says for Stack Auth, independently
+// want derives the columns as docs/data-model.md says for Stack Auth, independently
 // of the client: id; name = display_name; email = primary_email; created_at
 // = signed_up_at_millis (ms). Anything null, missing or not of the right
 // type gives no value.
@@ -212,7 +212,7 @@ func idOf(t *testing.T, raw json.RawMessage) string {
 }
 
 // TestRealUsersDerivedColumns: every user object Stack Auth wrote, fetched
-// and listed, gives the columns SPEC §1.2 derives, and the object itself as
+// and listed, gives the columns docs/data-model.md derives, and the object itself as
 // the profile.
 func TestRealUsersDerivedColumns(t *testing.T) {
 	users := realUsers(t)

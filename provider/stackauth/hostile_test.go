@@ -9,7 +9,7 @@ import (
 	"github.com/usersync/usersync/provider/stackauth"
 )
 
-// TestHostileServers (SPEC §4, §6.9, §6.10): only Stack Auth's own
+// TestHostileServers (docs/http.md; docs/guarantees.md §9, §10): only Stack Auth's own
 // USER_NOT_FOUND answer is a deletion; redirects are not followed; echoed
 // keys are scrubbed; endless answers are cut.
 func TestHostileServers(t *testing.T) {

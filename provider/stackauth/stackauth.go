@@ -45,7 +45,7 @@ const (
 	// DefaultPageSize is the number of users asked for per list page.
 	DefaultPageSize = 1000
 	// MaxPageSize is the largest accepted Config.PageSize (a backfill page
-	// holds at most 1000 users, SPEC §5).
+	// holds at most 1000 users, docs/jobs.md).
 	MaxPageSize = 1000
 	// RequestTimeout bounds every API request, whatever the HTTP client's own
 	// timeout.

@@ -12,7 +12,7 @@ import (
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
 )
 
-// Payloads of shared/reference/providers.md §1.6, verbatim except for the
+// Stack Auth's documented webhook payloads, verbatim except for the
 // snapshot placeholders (<stripped UUID>, <stripped field ...>), which are
 // replaced by real values.
 const (

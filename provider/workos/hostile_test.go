@@ -11,7 +11,7 @@ import (
 
 const hostileUser = "user_01E4ZCR3C56J083X43JQXF3JK5"
 
-// TestHostileServers (SPEC §4, §6.9, §6.10): only WorkOS's own
+// TestHostileServers (docs/http.md; docs/guarantees.md §9, §10): only WorkOS's own
 // entity_not_found answer is a deletion; redirects are not followed; echoed
 // keys are scrubbed; endless answers are cut.
 func TestHostileServers(t *testing.T) {

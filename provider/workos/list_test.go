@@ -57,7 +57,8 @@ func TestListEmptyPageAfterCursor(t *testing.T) {
 	}
 }
 
-// TestFakeListProtocol checks the fake against providers.md §3.2 directly.
+// TestFakeListProtocol checks the fake's list protocol (before/after cursors,
+// limit, order) directly.
 func TestFakeListProtocol(t *testing.T) {
 	f := workosfake.New(workosfake.Options{})
 	defer f.Close()

@@ -340,7 +340,7 @@ type userJSON struct {
 	UpdatedAt *string `json:"updated_at"`
 }
 
-// mapUser derives the users_sync columns (SPEC §1.2) from a raw user object,
+// mapUser derives the users_sync columns (docs/data-model.md) from a raw user object,
 // which it keeps as is in Raw.
 func mapUser(raw json.RawMessage) (provider.User, error) {
 	var u userJSON

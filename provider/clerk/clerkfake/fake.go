@@ -1,6 +1,7 @@
 // Package clerkfake is an in-process imitation of Clerk's Backend API user
 // endpoints and of its Svix-signed webhooks, for tests and the demo. It
-// follows shared/reference/providers.md §2 and §6.
+// answers as the real Backend API does (status codes, error bodies, offset
+// pagination, Svix-signed webhooks), as docs/providers.md describes.
 package clerkfake
 
 import (

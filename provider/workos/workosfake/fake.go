@@ -1,6 +1,7 @@
 // Package workosfake is an in-process imitation of WorkOS User Management's
 // user endpoints and of its signed webhooks, for tests and the demo. It
-// follows shared/reference/providers.md §3 and §6.
+// answers as the real API does (status codes, error bodies, cursor pagination,
+// the WorkOS-Signature header), as docs/providers.md describes.
 package workosfake
 
 import (
