@@ -43,7 +43,10 @@ func HoldDeletions(would, live, listed int64, guard float64) bool {
 
 // Inferable counts, without changing anything, the live users_sync rows that
 // InferDeletions(runID, startedAt) would mark deleted now (would), and the
-// table's live rows (live: not marked deleted).
+// table's live rows (live: not marked deleted). Its conditions are
+// InferDeletions': users the run never listed whose stored data was fetched
+// and stored before the run started (data stored while the run listed is
+// resynced, not deleted), not already recorded as deleted.
 func (s *Store) Inferable(ctx context.Context, tx pgx.Tx, runID int64, startedAt time.Time) (would, live int64, err error) {
 	is := pgx.Identifier{s.InternalSchema}.Sanitize()
 	tbl := pgx.Identifier{s.Target.Schema, "users_sync"}.Sanitize()
@@ -54,7 +57,8 @@ func (s *Store) Inferable(ctx context.Context, tx pgx.Tx, runID int64, startedAt
 	err = tx.QueryRow(ctx, `SELECT
   (SELECT count(*) FROM `+tbl+` u WHERE `+liveCond+`),
   (SELECT count(*) FROM `+is+`.user_state s JOIN `+tbl+` u ON u.id = s.user_id
-   WHERE s.provider = $1 AND s.seen_run IS DISTINCT FROM $2 AND s.fetched_at < $3 AND `+liveCond+`)`,
+   WHERE s.provider = $1 AND s.seen_run IS DISTINCT FROM $2 AND s.fetched_at < $3
+     AND s.fetched_until <= $3 AND NOT s.deleted AND `+liveCond+`)`,
 		s.Provider, runID, startedAt).Scan(&live, &would)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count deletions run %d would infer: %w", runID, err)

@@ -51,8 +51,7 @@ func TestInferableCountsWhatInferDeletionsDeletes(t *testing.T) {
 	for _, hard := range []bool{false, true} {
 		pool := setup(t, "")
 		s := newStore(t, pool, hard)
-		start := time.Now()
-		before := start.Add(-time.Hour)
+		before := time.Now().Add(-time.Hour)
 		var old []provider.User
 		for i := range 8 {
 			old = append(old, user(fmt.Sprintf("u%d", i), "A", nil))
@@ -63,12 +62,23 @@ func TestInferableCountsWhatInferDeletionsDeletes(t *testing.T) {
 		}
 		if !hard {
 			// u7 was marked deleted before: not live, not counted.
+			// A deletion fetched after u7's data was stored.
+			var now time.Time
+			if err := pool.QueryRow(t.Context(), "SELECT clock_timestamp()").Scan(&now); err != nil {
+				t.Fatal(err)
+			}
 			write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
-				return s.MarkDeleted(t.Context(), tx, "u7", before.Add(time.Minute))
+				return s.MarkDeleted(t.Context(), tx, "u7", now)
 			})
 		}
 		runID := int64(3)
 		write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return worker.Result{}, s.Adopt(t.Context(), tx) })
+		// The run starts after all of the above was stored (on the
+		// database's clock, which orders fetches).
+		var start time.Time
+		if err := pool.QueryRow(t.Context(), "SELECT clock_timestamp()").Scan(&start); err != nil {
+			t.Fatal(err)
+		}
 		// The run lists u0, u1; a webhook writes u2 after it started.
 		write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
 			return s.Upsert(t.Context(), tx, old[:2], start, &runID)
@@ -76,15 +86,21 @@ func TestInferableCountsWhatInferDeletionsDeletes(t *testing.T) {
 		write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
 			return s.Upsert(t.Context(), tx, []provider.User{user("u2", "B", nil)}, start.Add(time.Second), nil)
 		})
+		// u8's fetch began before the run started but was stored while it
+		// listed: it cannot be ordered against the run, so it is neither
+		// counted nor deleted, but resynced.
+		write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
+			return s.Upsert(t.Context(), tx, []provider.User{user("u8", "A", nil)}, before, nil)
+		})
 		var would, live int64
 		write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
 			var err error
 			would, live, err = s.Inferable(t.Context(), tx, runID, start)
 			return worker.Result{}, err
 		})
-		wantWould, wantLive := int64(5), int64(8) // u3..u6 and legacy; u7 already deleted
+		wantWould, wantLive := int64(5), int64(9) // u3..u6 and legacy; u7 already deleted
 		if hard {
-			wantWould, wantLive = 6, 9 // u3..u7 and legacy
+			wantWould, wantLive = 6, 10 // u3..u7 and legacy
 		}
 		if would != wantWould || live != wantLive {
 			t.Errorf("hard=%v: Inferable = %d of %d live, want %d of %d", hard, would, live, wantWould, wantLive)
@@ -92,6 +108,9 @@ func TestInferableCountsWhatInferDeletionsDeletes(t *testing.T) {
 		res := write(t, pool, func(tx pgx.Tx) (worker.Result, error) { return s.InferDeletions(t.Context(), tx, runID, start) })
 		if int64(res.Deleted) != would {
 			t.Errorf("hard=%v: InferDeletions deleted %d, Inferable counted %d", hard, res.Deleted, would)
+		}
+		if len(res.Resync) != 1 || res.Resync[0] != "u8" {
+			t.Errorf("hard=%v: InferDeletions resyncs %v, want [u8]", hard, res.Resync)
 		}
 	}
 }
