@@ -218,3 +218,32 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestStatusRightAfterCredentialRejection: the moment River has stored a
+// sync's "credentials rejected" error (which `status` lists under recent
+// errors), `status` already reports the rejection and exits 1: provider
+// health is written before the worker returns the error, not on a timer, so
+// status never shows the error and "All providers healthy" together.
+func TestStatusRightAfterCredentialRejection(t *testing.T) {
+	t.Parallel()
+	prov := slowTestProvider("clerk")[0]
+	s := NewSystem(t, prov, nil)
+	v := credentialVars[prov]
+	s.Env[v] = s.Env[v] + "WrongKeyZq7"
+	sv := s.Start(nil, "serve")
+	id := s.Fake.CreateUser()
+	if code := s.Send(sv.Addr, provider.EventUserChanged, id); code != 200 {
+		t.Fatalf("webhook answered %d", code)
+	}
+	Eventually(t, 20*time.Second, "the sync's error stored by River", func() string {
+		if n := s.Int(`SELECT count(*) FROM `+s.is()+`.river_job WHERE kind = 'sync_user' AND args->>'user_id' = $1
+			AND coalesce(array_length(errors, 1), 0) > 0`, id); n == 0 {
+			return "no error stored yet"
+		}
+		return ""
+	})
+	code, out := s.Run(nil, "status")
+	if code != 1 || !strings.Contains(out, "rejected usersync's credentials") || strings.Contains(out, "All providers healthy") {
+		t.Errorf("status right after the rejection exited %d:\n%s", code, out)
+	}
+}
