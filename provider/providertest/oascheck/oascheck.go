@@ -425,3 +425,35 @@ func (d *Doc) ValidateSchema(name string, value []byte) error {
 	}
 	return d.doc.Components.Schemas[name].Value.VisitJSON(v, opts...)
 }
+
+// Refusal is a list request the document itself rejects (Query, e.g.
+// "limit=501") and the status the fake must answer it with.
+type Refusal struct {
+	Query  string
+	Status int
+}
+
+// ExpectRefused sends GET listURL?Query for each refusal, with the given
+// Authorization header, through base, and fails t unless the document
+// rejects the request and the fake answers it with the refusal's status in
+// a body of the documented shape.
+func (c *Checker) ExpectRefused(t testing.TB, base http.RoundTripper, listURL, authorization string, refusals []Refusal) {
+	t.Helper()
+	for _, r := range refusals {
+		req, err := http.NewRequest(http.MethodGet, listURL+"?"+r.Query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", authorization)
+		invalid, status, err := c.Probe(base, req)
+		if err != nil {
+			t.Fatalf("%s: %v", r.Query, err)
+		}
+		if !invalid {
+			t.Errorf("%s: the document accepts this request; the probe is meant to be invalid", r.Query)
+		}
+		if status != r.Status {
+			t.Errorf("%s: fake answered %d, want %d", r.Query, status, r.Status)
+		}
+	}
+}
