@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
-
 	"github.com/usersync/usersync/provider"
 )
 
@@ -84,19 +81,4 @@ func (h *redactingHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *redactingHandler) WithGroup(name string) slog.Handler {
 	return &redactingHandler{h: h.h.WithGroup(name), r: h.r}
-}
-
-// redactJobErrors is River worker middleware that scrubs credentials from
-// the error a job returns, before River stores it in river_job.errors (shown
-// by the River UI and `usersync status`). The error still unwraps to the
-// original, so River's own checks (snooze, cancel) are unaffected.
-type redactJobErrors struct {
-	river.MiddlewareDefaults
-	r *provider.Redactor
-}
-
-var _ rivertype.WorkerMiddleware = (*redactJobErrors)(nil)
-
-func (m *redactJobErrors) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
-	return m.r.RedactError(doInner(ctx))
 }
