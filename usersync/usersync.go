@@ -113,9 +113,11 @@ type Config struct {
 	// Metrics, when set, records usersync's Prometheus metrics (see
 	// NewMetrics); a private set is used when nil.
 	Metrics *Metrics
-	// Secrets are credentials scrubbed from the job errors River stores and
-	// the errors usersync keeps for `usersync status` (provider keys, webhook
-	// secrets).
+	// Secrets are credentials scrubbed from the job errors River stores
+	// (shown by the River UI) and from the errors usersync keeps for
+	// `usersync status`: provider keys, webhook secrets. usersync's log lines
+	// carry provider errors, which the provider clients scrub when given a
+	// provider.Redactor; Logger's handler is used as it is.
 	Secrets []string
 }
 
@@ -423,8 +425,9 @@ func (e *Engine) registerWorkers(ws *river.Workers, bindings map[string]*worker.
 // mux.Handle("/webhooks/{provider}", h). It verifies each delivery's
 // signature and answers 200 once the delivery's sync job is committed
 // through client (deliveries arriving together share one transaction), 401
-// for a bad signature, 404 for a provider not configured, 503 with
-// Retry-After when the database cannot take the job. client may be
+// for a missing or bad signature, 400 for a payload it cannot read, 413 for
+// a body over its limit, 404 for a provider not configured, 405 for another
+// method, and 503 when the database cannot take the job. client may be
 // insert-only. Close stops the handler's group committer.
 func (e *Engine) WebhookHandler(client *river.Client[pgx.Tx]) (http.Handler, error) {
 	if client == nil {
