@@ -17,7 +17,8 @@
 // enqueues a sync_user job, committed before the handler answers 200 (several
 // concurrent deliveries share one transaction). A worker fetches the user
 // from the provider and writes the row in the transaction that completes the
-// job, so a row is never written twice nor lost across crashes. Backfill jobs
+// job: a crash loses neither the change nor the job, and a stale fetch never
+// overwrites a newer row. Backfill jobs
 // list every user page by page and infer deletions at the end of a complete
 // run; a run that would delete more than Config.DeleteGuard of the users is
 // held for an operator. [Engine.ConfigureRiver] adds these workers, one
@@ -30,6 +31,10 @@
 // record read by `usersync status`, the sampled metrics) and [Engine.Close]
 // stops it and the webhook group committer; call Close after the HTTP server
 // has drained and River has stopped, and before closing the pool.
+//
+// Operators use the usersync command against the same database and
+// environment: `usersync status` reads the status record, and `usersync
+// backfill` starts a backfill, follows it and confirms a held one.
 //
 // # Schemas
 //
