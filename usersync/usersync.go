@@ -113,11 +113,11 @@ type Config struct {
 	// Metrics, when set, records usersync's Prometheus metrics (see
 	// NewMetrics); a private set is used when nil.
 	Metrics *Metrics
-	// Secrets are credentials scrubbed from the job errors River stores
-	// (shown by the River UI) and from the errors usersync keeps for
-	// `usersync status`: provider keys, webhook secrets. usersync's log lines
-	// carry provider errors, which the provider clients scrub when given a
-	// provider.Redactor; Logger's handler is used as it is.
+	// Secrets are credentials (provider keys, webhook secrets) scrubbed from
+	// usersync's log lines, the job errors River stores (shown by the River
+	// UI) and the errors usersync keeps for `usersync status`. Give the
+	// provider clients a provider.Redactor too, so their error text is clean
+	// where it is made.
 	Secrets []string
 }
 
@@ -249,15 +249,17 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 	}
 	cfg.Providers = append([]Provider(nil), cfg.Providers...)
 	cfg.Redact = append([]string(nil), cfg.Redact...)
+	red := provider.NewRedactor(cfg.Secrets...)
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	} else if _, done := logger.Handler().(*provider.RedactingHandler); !done && len(cfg.Secrets) > 0 {
+		logger = slog.New(provider.NewRedactingHandler(logger.Handler(), red))
 	}
 	m := cfg.Metrics
 	if m == nil {
 		m = NewMetrics()
 	}
-	red := provider.NewRedactor(cfg.Secrets...)
 	m.status.SetRedactor(red)
 	for _, p := range ps {
 		m.m.AddProviders(p.Name())

@@ -158,7 +158,7 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	if !c.Enabled() {
 		return nil, errors.New("no provider is configured: set STACK_PROJECT_ID, STACK_SECRET_SERVER_KEY and STACK_WEBHOOK_SECRET (or the CLERK_* or WORKOS_* variables)")
 	}
-	if _, done := e.Logger.Handler().(*redactingHandler); !done {
+	if _, done := e.Logger.Handler().(*provider.RedactingHandler); !done {
 		// Library callers and tests build Env themselves: scrub their logger too.
 		e.Logger = redactLogger(e.Logger, e.redactor())
 	}
