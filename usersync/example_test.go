@@ -186,6 +186,7 @@ func Example_embed() {
 		log.Fatal(err)
 	}
 	mux.Handle("/webhooks/{provider}", hooks)
+	mux.Handle("GET /metrics", engine.MetricsHandler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

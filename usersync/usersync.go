@@ -356,12 +356,14 @@ func (e *Engine) ConfigureRiver(rc *river.Config) error {
 			}
 		}
 	}
-	if rc.Workers == nil {
-		rc.Workers = river.NewWorkers()
+	ws := rc.Workers
+	if ws == nil {
+		ws = river.NewWorkers()
 	}
-	if err := e.registerWorkers(rc.Workers, bindings); err != nil {
+	if err := e.registerWorkers(ws, bindings); err != nil {
 		return err
 	}
+	rc.Workers = ws
 	if rc.Queues == nil {
 		rc.Queues = map[string]river.QueueConfig{}
 	}
