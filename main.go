@@ -5,23 +5,18 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/usersync/usersync/internal/app"
 	"github.com/usersync/usersync/internal/demo"
+	"github.com/usersync/usersync/usersync"
 )
-
-// schemaSQL is the users_sync table (docs/data-model.md), applied by `usersync migrate`.
-//
-//go:embed schema.sql
-var schemaSQL string
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := app.Main(ctx, os.Args[1:], app.IO{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, SchemaSQL: schemaSQL}, demo.Command())
+	code := app.Main(ctx, os.Args[1:], app.IO{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, SchemaSQL: usersync.SchemaSQL}, demo.Command())
 	stop()
 	os.Exit(code)
 }

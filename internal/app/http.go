@@ -9,40 +9,33 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/internal/migrate"
-	"github.com/usersync/usersync/internal/webhook"
 	"riverqueue.com/riverui"
 )
 
 // Server is usersync's HTTP surface (docs/http.md).
 type Server struct {
 	core    *Core
-	batcher *webhook.Batcher
 	ui      *riverui.Handler
 	Handler http.Handler
 }
-
-// webhookWriters and webhookBatch size the group committer: a few
-// transactions in flight, each carrying up to webhookBatch deliveries.
-const (
-	webhookWriters = 2
-	webhookBatch   = 500
-)
 
 // NewServer builds the mux: webhooks, health, metrics and (with credentials)
 // the River UI.
 func NewServer(ctx context.Context, core *Core) (*Server, error) {
 	cfg, logger := core.Env.Config, core.Env.Logger
 	s := &Server{core: core}
-	s.batcher = webhook.NewBatcher(core.Pool, core.River, cfg.InternalSchema, webhookWriters, webhookBatch, logger)
 	mux := http.NewServeMux()
-	wh := webhook.NewHandler(core.Providers, s.batcher, core.Metrics, logger)
+	wh, err := core.Engine.WebhookHandler(core.River)
+	if err != nil {
+		return nil, err
+	}
 	mux.Handle("/webhooks/{provider}", wh)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", core.Metrics.Handler())
+	mux.Handle("GET /metrics", core.Engine.MetricsHandler())
 	if cfg.UIUser != "" {
 		ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 			Endpoints: riverui.NewEndpoints(core.River, nil),
@@ -66,9 +59,6 @@ func NewServer(ctx context.Context, core *Core) (*Server, error) {
 	s.Handler = mux
 	return s, nil
 }
-
-// Close stops the webhook group committer once the HTTP server has drained.
-func (s *Server) Close() { s.batcher.Close() }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)

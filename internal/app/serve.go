@@ -54,6 +54,7 @@ func Serve(ctx context.Context, env *Env, autoMigrate bool, ready chan<- string)
 	defer core.Pool.Close()
 	srv, err := NewServer(ctx, core)
 	if err != nil {
+		core.Engine.Close()
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -73,12 +74,6 @@ func Serve(ctx context.Context, env *Env, autoMigrate bool, ready chan<- string)
 		ln.Close()
 		return err
 	}
-	// One sample before serving, so the first scrape already has the jobs
-	// and backfill-age gauges.
-	if err := core.Metrics.SampleOnce(ctx, core.Pool, cfg.InternalSchema); err != nil {
-		logger.Debug("metrics sample failed", "err", err)
-	}
-	wg.Go(func() { core.Metrics.Sample(bg, core.Pool, cfg.InternalSchema, 15*time.Second, logger) })
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- hs.Serve(ln) }()
 	logger.Info("usersync serving", "addr", ln.Addr().String(), "workers", cfg.Workers, "providers", providerNames(core))
@@ -94,7 +89,6 @@ func Serve(ctx context.Context, env *Env, autoMigrate bool, ready chan<- string)
 	shCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(shCtx)
-	srv.Close()
 	core.stop()
 	stopBg()
 	return err
@@ -108,9 +102,18 @@ func providerNames(core *Core) string {
 	return strings.Join(ns, ",")
 }
 
-// start starts River (when this process works jobs) and the status flusher.
+// start starts River (when this process works jobs) and the engine's
+// background work (status flusher, metrics sampler, sampled once first so
+// the first scrape already has the jobs and backfill-age gauges).
 func (c *Core) start(ctx context.Context, wg *sync.WaitGroup) error {
-	wg.Go(func() { c.Status.Run(ctx, c.Pool, c.Env.Config.InternalSchema, time.Second, c.Env.Logger) })
+	if err := c.Engine.Start(ctx); err != nil {
+		c.Engine.Close()
+		return err
+	}
+	wg.Go(func() {
+		<-ctx.Done()
+		c.Engine.Close()
+	})
 	if !c.Working {
 		return nil
 	}

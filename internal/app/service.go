@@ -14,16 +14,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/usersync/usersync/internal/config"
-	"github.com/usersync/usersync/internal/metrics"
 	"github.com/usersync/usersync/internal/migrate"
-	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/clerk"
 	"github.com/usersync/usersync/provider/stackauth"
 	"github.com/usersync/usersync/provider/workos"
-	"github.com/usersync/usersync/worker"
+	"github.com/usersync/usersync/usersync"
 )
 
 // Timing of jobs: a provider request must finish well within JobTimeout, and
@@ -31,12 +28,9 @@ import (
 // (RescueStuckJobsAfter + the rescuer's 30 s period + the retry delay).
 const (
 	providerHTTPTimeout  = 15 * time.Second
-	jobTimeout           = 20 * time.Second
-	rescueStuckJobsAfter = 25 * time.Second
+	jobTimeout           = usersync.JobTimeout
+	rescueStuckJobsAfter = usersync.RescueStuckJobsAfter
 	softStopTimeout      = 10 * time.Second
-	syncFetchCooldown    = 5 * time.Millisecond
-	// pruneUserStateInterval is the period of the prune_user_state job.
-	pruneUserStateInterval = time.Minute
 )
 
 // Env is what a command needs from its surroundings.
@@ -98,7 +92,7 @@ func redactURL(pc *pgxpool.Config) string {
 }
 
 // Providers builds the enabled providers' clients.
-func (e *Env) Providers(m *metrics.Metrics) ([]provider.Provider, map[string]string, error) {
+func (e *Env) Providers(m *usersync.Metrics) ([]provider.Provider, map[string]string, error) {
 	c := e.Config
 	client := func(name string) *http.Client {
 		base := http.DefaultTransport
@@ -144,27 +138,27 @@ func (e *Env) Providers(m *metrics.Metrics) ([]provider.Provider, map[string]str
 	return ps, schemas, nil
 }
 
-// Core is an opened service: pool, providers, River client.
+// Core is an opened service: pool, providers, River client, and the
+// usersync engine they run (the same one an embedding application uses).
 type Core struct {
 	Env       *Env
 	Pool      *pgxpool.Pool
 	Providers []provider.Provider
 	River     *river.Client[pgxTx]
-	Metrics   *metrics.Metrics
-	Status    *metrics.StatusRecorder
+	Engine    *usersync.Engine
 	// Working says whether this process runs workers (River started).
 	Working bool
 }
 
 // Open connects, checks migrations (or applies them when autoMigrate), and
-// builds the River client: with queues and workers when workers > 0, else
-// insert-only.
+// builds the engine and the River client: with queues and workers when
+// workers > 0, else insert-only.
 func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, error) {
 	c := e.Config
 	if !c.Enabled() {
 		return nil, errors.New("no provider is configured: set STACK_PROJECT_ID, STACK_SECRET_SERVER_KEY and STACK_WEBHOOK_SECRET (or the CLERK_* or WORKOS_* variables)")
 	}
-	if _, done := e.Logger.Handler().(*redactingHandler); !done {
+	if _, done := e.Logger.Handler().(*provider.RedactingHandler); !done {
 		// Library callers and tests build Env themselves: scrub their logger too.
 		e.Logger = redactLogger(e.Logger, e.redactor())
 	}
@@ -185,71 +179,50 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	} else if err := migrate.Check(ctx, pool, e.Plan()); err != nil {
 		return nil, err
 	}
-	status := metrics.NewStatusRecorder()
-	status.SetRedactor(e.redactor())
-	m := metrics.New(status)
+	m := usersync.NewMetrics()
 	ps, schemas, err := e.Providers(m)
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range ps {
-		m.AddProviders(p.Name())
+	ucfg := usersync.Config{
+		InternalSchema:   c.InternalSchema,
+		HardDelete:       c.DeleteMode == config.DeleteHard,
+		Redact:           c.Redact,
+		ExcludeAnonymous: c.ExcludeAnonymous(),
+		DeleteGuard:      c.DeleteGuard,
+		BackfillInterval: c.BackfillInterval,
+		Workers:          max(workers, 1),
+		Logger:           e.Logger,
+		Metrics:          m,
+		Secrets:          c.Secrets(),
 	}
-	bindings := map[string]*worker.Binding{}
 	for _, p := range ps {
-		t, err := worker.LoadTarget(ctx, pool, schemas[p.Name()], c.NotifyChannelFor(schemas[p.Name()]))
-		if err != nil {
-			return nil, err
-		}
-		if t.Generated("id") {
-			e.Logger.Info("users_sync has generated columns (Neon's table): writing only the others", "schema", t.Schema)
-		}
-		bindings[p.Name()] = &worker.Binding{Provider: p, Store: worker.NewStore(worker.StoreConfig{
-			Provider: p.Name(), InternalSchema: c.InternalSchema, Target: t,
-			HardDelete: c.DeleteMode == config.DeleteHard, Redact: c.Redact,
-		}), ExcludeAnonymous: c.ExcludeAnonymous()}
+		s := schemas[p.Name()]
+		ch := c.NotifyChannelFor(s)
+		ucfg.Providers = append(ucfg.Providers, usersync.Provider{Client: p, Schema: s, NotifyChannel: ch, DisableNotify: ch == ""})
 	}
-	rw := river.NewWorkers()
-	worker.Register(rw, worker.Deps{DB: pool, Bindings: bindings, Logger: e.Logger, Observer: m, BackfillInterval: c.BackfillInterval, DeleteGuard: c.DeleteGuard})
+	eng, err := usersync.New(ctx, pool, ucfg)
+	if err != nil {
+		return nil, err
+	}
 	rc := &river.Config{
 		Schema:               c.InternalSchema,
-		Workers:              rw,
 		JobTimeout:           jobTimeout,
 		RescueStuckJobsAfter: rescueStuckJobsAfter,
-		MaxAttempts:          jobs.MaxAttempts,
 		Logger:               riverLogger(e.Logger),
-		// Also the inserting side's NOTIFY rate limit per queue: at River's
-		// default (100 ms) a job inserted just after a notification waits up
-		// to that long to be fetched.
-		FetchCooldown: syncFetchCooldown,
-		Middleware:    []rivertype.Middleware{&redactJobErrors{r: e.redactor()}},
 	}
 	if workers > 0 {
 		rc.SoftStopTimeout = softStopTimeout
-		// The default queue is where jobs inserted by SQL without a queue
-		// land (docs/jobs.md: operators may insert sync_user and backfill_page).
-		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}}
-		for _, p := range ps {
-			rc.Queues[jobs.SyncQueue(p.Name())] = river.QueueConfig{MaxWorkers: workers, FetchCooldown: syncFetchCooldown}
-			rc.Queues[jobs.BackfillQueue(p.Name())] = river.QueueConfig{MaxWorkers: 1}
-			// Recorded deletions of users without a row (ids that never
-			// existed, hard-deleted users) are removed once stale.
-			pruneName := p.Name()
-			rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(pruneUserStateInterval),
-				func() (river.JobArgs, *river.InsertOpts) { return jobs.PruneUserStateArgs{Provider: pruneName}, nil },
-				&river.PeriodicJobOpts{ID: "prune_user_state_" + pruneName, RunOnStart: true}))
-			if c.BackfillInterval > 0 {
-				name := p.Name()
-				rc.PeriodicJobs = append(rc.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(c.BackfillInterval),
-					func() (river.JobArgs, *river.InsertOpts) { return jobs.BackfillPageArgs{Provider: name}, nil },
-					&river.PeriodicJobOpts{ID: "backfill_" + name, RunOnStart: true}))
-			}
+		if err := eng.ConfigureRiver(rc); err != nil {
+			return nil, err
 		}
+	} else {
+		eng.ConfigureRiverInserts(rc)
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	ok = true
-	return &Core{Env: e, Pool: pool, Providers: ps, River: client, Metrics: m, Status: status, Working: workers > 0}, nil
+	return &Core{Env: e, Pool: pool, Providers: ps, River: client, Engine: eng, Working: workers > 0}, nil
 }

@@ -293,3 +293,31 @@ func redact(connString string) string {
 	}
 	return connString
 }
+
+// CreateDatabase is NewDatabase for code without a testing.TB, such as
+// runnable examples: it creates a fresh, empty database on the shared test
+// server and returns its URL and a function that drops it (terminating
+// connections still open). The package's TestMain must still route through
+// RunMain.
+func CreateDatabase(ctx context.Context) (url string, drop func() error, err error) {
+	if err := setup(); err != nil {
+		return "", nil, err
+	}
+	name, err := randomName()
+	if err != nil {
+		return "", nil, err
+	}
+	if url, err = withDatabase(server.baseURL, name); err != nil {
+		return "", nil, fmt.Errorf("pgtest: build URL for database %s: %w", name, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, ddlTimeout)
+	defer cancel()
+	if err := createDatabase(cctx, server.adminPool, name); err != nil {
+		return "", nil, err
+	}
+	return url, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), ddlTimeout)
+		defer cancel()
+		return dropDatabase(ctx, server.adminPool, name)
+	}, nil
+}

@@ -1,0 +1,48 @@
+// Package usersync keeps a users_sync table in a PostgreSQL database in step
+// with the users of a hosted auth provider (Stack Auth, Clerk, WorkOS), using
+// River jobs in that same database. It is the library behind the usersync
+// command: a Go application that already runs River adds usersync to its own
+// River client and HTTP mux instead of running a second service.
+//
+// # The model
+//
+// An [Engine] is built by [New] from a [Config]: the providers (clients built
+// in code with the provider packages, each bound to the schema holding its
+// users_sync table), where usersync keeps its own tables, and how it deletes
+// and redacts. [Engine.Migrate] creates usersync's tables, River's tables and
+// each provider's users_sync table (idempotent, safe when several processes
+// run it at once).
+//
+// Changes reach users_sync through River jobs. A verified webhook delivery
+// enqueues a sync_user job, committed before the handler answers 200 (several
+// concurrent deliveries share one transaction). A worker fetches the user
+// from the provider and writes the row in the transaction that completes the
+// job: a crash loses neither the change nor the job, and a stale fetch never
+// overwrites a newer row. Backfill jobs
+// list every user page by page and infer deletions at the end of a complete
+// run; a run that would delete more than Config.DeleteGuard of the users is
+// held for an operator. [Engine.ConfigureRiver] adds these workers, one
+// sync and one backfill queue per provider and the periodic jobs to the
+// application's river.Config; [Engine.WebhookHandler] returns the handler to
+// mount at /webhooks/{provider}.
+//
+// The application owns the River client, the mux and the pool: it starts and
+// stops them. [Engine.Start] runs usersync's own background work (the status
+// record read by `usersync status`, the sampled metrics) and [Engine.Close]
+// stops it and the webhook group committer; call Close after the HTTP server
+// has drained and River has stopped, and before closing the pool.
+//
+// Operators use the usersync command against the same database and
+// environment: `usersync status` reads the status record, and `usersync
+// backfill` starts a backfill, follows it and confirms a held one.
+//
+// # Schemas
+//
+// usersync's tables live in Config.InternalSchema ("usersync" by default),
+// each provider's users_sync table in its Provider.Schema. River's tables must,
+// for now, live in the same schema as usersync's: set river.Config.Schema to
+// Config.InternalSchema (New refuses a different Config.RiverSchema, and
+// ConfigureRiver a different river.Config.Schema). The usersync command runs
+// exactly this code, configured from its environment variables; its README
+// documents the guarantees, the data model and the HTTP contract.
+package usersync

@@ -1,0 +1,307 @@
+package usersync_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/stackauth"
+	"github.com/usersync/usersync/provider/stackauth/stackfake"
+	"github.com/usersync/usersync/usersync"
+)
+
+// TestMain stops the throwaway PostgreSQL cluster pgtest may start.
+func TestMain(m *testing.M) {
+	os.Exit(pgtest.RunMain(m))
+}
+
+// exampleDB returns a pool on a fresh, empty database, and a function that
+// closes the pool and drops the database. In an application, the pool is
+// the one it already has.
+func exampleDB(ctx context.Context) (*pgxpool.Pool, func()) {
+	url, drop, err := pgtest.CreateDatabase(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return pool, func() {
+		pool.Close()
+		if err := drop(); err != nil {
+			log.Print(err)
+		}
+	}
+}
+
+// stackClient configures the Stack Auth client in code, here for a fake
+// Stack Auth API (in production: the project's id, secret server key and
+// webhook secret, and no APIURL).
+func stackClient(fake *stackfake.Fake) *stackauth.Client {
+	o := fake.Options()
+	c, err := stackauth.New(stackauth.Config{
+		ProjectID:       o.ProjectID,
+		SecretServerKey: o.SecretServerKey,
+		WebhookSecret:   o.WebhookSecret,
+		APIURL:          fake.URL(),
+		// Scrubs the credentials from any error text the client makes.
+		Redactor: provider.NewRedactor(o.SecretServerKey, o.WebhookSecret),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return c
+}
+
+// Configure a provider in code and migrate: usersync's tables (and River's)
+// go to the internal schema, the users_sync table to the provider's schema.
+func Example_migrate() {
+	ctx := context.Background()
+	pool, done := exampleDB(ctx)
+	defer done()
+	fake := stackfake.New(stackfake.Options{Seed: 1})
+	defer fake.Close()
+
+	engine, err := usersync.New(ctx, pool, usersync.Config{
+		Providers:      []usersync.Provider{{Client: stackClient(fake), Schema: "neon_identity"}},
+		InternalSchema: "usersync",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer engine.Close()
+	if err := engine.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if err := engine.Check(ctx); err != nil {
+		log.Fatal(err)
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM neon_identity.users_sync").Scan(&rows); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("providers:", engine.Providers())
+	fmt.Println("users_sync rows:", rows)
+	// Output:
+	// providers: [stackauth]
+	// users_sync rows: 0
+}
+
+// WelcomeArgs is the application's own job, worked by the same River client
+// as usersync's.
+type WelcomeArgs struct {
+	Email string `json:"email"`
+}
+
+// Kind implements river.JobArgs.
+func (WelcomeArgs) Kind() string { return "welcome_email" }
+
+// WelcomeWorker is the application's own worker.
+type WelcomeWorker struct {
+	river.WorkerDefaults[WelcomeArgs]
+	sent chan string
+}
+
+// Work implements river.Worker.
+func (w *WelcomeWorker) Work(ctx context.Context, job *river.Job[WelcomeArgs]) error {
+	w.sent <- job.Args.Email
+	return nil
+}
+
+// Embed usersync in an application that already runs River and an HTTP
+// server: usersync's workers and queues join the application's River
+// client, its webhook handler the application's mux. A signed webhook from
+// (a fake) Stack Auth becomes a users_sync row.
+func Example_embed() {
+	ctx := context.Background()
+	pool, done := exampleDB(ctx)
+	defer done()
+	fake := stackfake.New(stackfake.Options{Seed: 1})
+	defer fake.Close()
+
+	// The application's River tables live in usersync's internal schema
+	// (separate schemas are not supported yet).
+	const schema = "usersync"
+	engine, err := usersync.New(ctx, pool, usersync.Config{
+		Providers:      []usersync.Provider{{Client: stackClient(fake), Schema: "neon_identity"}},
+		InternalSchema: schema,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Close after the HTTP server and River have stopped (defers run in
+	// reverse order), before the pool closes.
+	defer engine.Close()
+	// Also brings River's tables in the schema up to date.
+	if err := engine.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	// The application's River client, with its own worker and queue.
+	welcome := &WelcomeWorker{sent: make(chan string, 1)}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, welcome)
+	rc := &river.Config{
+		Schema:  schema,
+		Workers: workers,
+		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+	}
+	if err := engine.ConfigureRiver(rc); err != nil {
+		log.Fatal(err)
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := client.Stop(ctx); err != nil {
+			log.Print(err)
+		}
+	}()
+	if err := engine.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	// The application's mux, with its own routes and usersync's webhooks.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })
+	hooks, err := engine.WebhookHandler(client)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux.Handle("/webhooks/{provider}", hooks)
+	mux.Handle("GET /metrics", engine.MetricsHandler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	// Await the row by its change notification (sent when it commits).
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN neon_identity_users_sync"); err != nil {
+		log.Fatal(err)
+	}
+
+	// A user signs up; Stack Auth sends a signed webhook.
+	id := fake.CreateUser()
+	body, header := fake.Webhook(provider.EventUserChanged, id)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/webhooks/stackauth", bytes.NewReader(body))
+	if err != nil {
+		log.Fatal(err)
+	}
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Println("webhook:", resp.StatusCode)
+
+	if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		log.Fatal(err)
+	}
+	var name, email string
+	err = pool.QueryRow(ctx, "SELECT name, email FROM neon_identity.users_sync WHERE id = $1", id).Scan(&name, &email)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("users_sync: %s <%s>\n", name, email)
+
+	// The application's own jobs run on the same client.
+	if _, err := client.Insert(ctx, WelcomeArgs{Email: email}, nil); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("welcome email to:", <-welcome.sent)
+	// Output:
+	// webhook: 200
+	// users_sync: Ibrahim Kowalski <ibrahimkowalski@example.org>
+	// welcome email to: ibrahimkowalski@example.org
+}
+
+// Mount the webhook handler on a mux served by a process that works no
+// jobs: its River client only inserts, and workers elsewhere (the usersync
+// command's `worker`, or another process of the application) work them.
+// The handler answers 200 once the sync job is committed, 401 to a delivery
+// whose signature does not verify.
+func Example_webhookHandler() {
+	ctx := context.Background()
+	pool, done := exampleDB(ctx)
+	defer done()
+	fake := stackfake.New(stackfake.Options{Seed: 1})
+	defer fake.Close()
+
+	engine, err := usersync.New(ctx, pool, usersync.Config{
+		Providers: []usersync.Provider{{Client: stackClient(fake)}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer engine.Close()
+	if err := engine.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	rc := &river.Config{Schema: usersync.DefaultInternalSchema}
+	engine.ConfigureRiverInserts(rc)
+	client, err := river.NewClient[pgx.Tx](riverpgxv5.New(pool), rc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	hooks, err := engine.WebhookHandler(client)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/{provider}", hooks)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	post := func(body []byte, header http.Header) int {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/webhooks/stackauth", bytes.NewReader(body))
+		if err != nil {
+			log.Fatal(err)
+		}
+		req.Header = header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	id := fake.CreateUser()
+	body, header := fake.Webhook(provider.EventUserChanged, id)
+	fmt.Println("signed:", post(body, header))
+	forged := bytes.Replace(body, []byte(`"user.created"`), []byte(`"user.updated"`), 1)
+	fmt.Println("forged:", post(forged, header))
+
+	res, err := client.JobList(ctx, river.NewJobListParams().Kinds("sync_user"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, j := range res.Jobs {
+		fmt.Println("job:", j.Kind, j.Queue, j.State)
+	}
+	// Output:
+	// signed: 200
+	// forged: 401
+	// job: sync_user sync_stackauth available
+}
