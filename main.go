@@ -9,14 +9,14 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/usersync/usersync/engine"
 	"github.com/usersync/usersync/internal/app"
 	"github.com/usersync/usersync/internal/demo"
-	"github.com/usersync/usersync/usersync"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := app.Main(ctx, os.Args[1:], app.IO{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, SchemaSQL: usersync.SchemaSQL}, demo.Command())
+	code := app.Main(ctx, os.Args[1:], app.IO{Stdout: os.Stdout, Stderr: os.Stderr, LookupEnv: os.LookupEnv, SchemaSQL: engine.SchemaSQL}, demo.Command())
 	stop()
 	os.Exit(code)
 }

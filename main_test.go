@@ -1,11 +1,14 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/usersync/usersync/engine"
 )
 
 const module = "github.com/usersync/usersync"
@@ -79,5 +82,18 @@ func TestProductionCommandsDoNotNeedTheDemo(t *testing.T) {
 		if demoOnly || testOnly(p) {
 			t.Errorf("internal/app links %s, which only the demo or tests need", p)
 		}
+	}
+}
+
+// TestSchemaSQLCopyMatches: the engine embeds a copy of schema.sql (Go
+// cannot embed a file above the package); `go generate ./engine` refreshes
+// it, and this test fails while the two differ.
+func TestSchemaSQLCopyMatches(t *testing.T) {
+	root, err := os.ReadFile("schema.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(root) != engine.SchemaSQL {
+		t.Error("engine/schema.sql differs from schema.sql: run `go generate ./engine`")
 	}
 }

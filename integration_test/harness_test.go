@@ -120,7 +120,7 @@ func slowTestProvider(prefer string) []string {
 }
 
 var schemaSQL = sync.OnceValue(func() string {
-	b, err := os.ReadFile("../usersync/schema.sql")
+	b, err := os.ReadFile("../schema.sql")
 	if err != nil {
 		panic(err)
 	}

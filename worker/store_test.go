@@ -20,7 +20,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(pgtest.RunMain(m)) }
 
 var schemaSQL = sync.OnceValue(func() string {
-	b, err := os.ReadFile("../usersync/schema.sql")
+	b, err := os.ReadFile("../schema.sql")
 	if err != nil {
 		panic(err)
 	}

@@ -14,13 +14,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/usersync/usersync/engine"
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/migrate"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/clerk"
 	"github.com/usersync/usersync/provider/stackauth"
 	"github.com/usersync/usersync/provider/workos"
-	"github.com/usersync/usersync/usersync"
 )
 
 // Timing of jobs: a provider request must finish well within JobTimeout, and
@@ -28,8 +28,8 @@ import (
 // (RescueStuckJobsAfter + the rescuer's 30 s period + the retry delay).
 const (
 	providerHTTPTimeout  = 15 * time.Second
-	jobTimeout           = usersync.JobTimeout
-	rescueStuckJobsAfter = usersync.RescueStuckJobsAfter
+	jobTimeout           = engine.JobTimeout
+	rescueStuckJobsAfter = engine.RescueStuckJobsAfter
 	softStopTimeout      = 10 * time.Second
 )
 
@@ -92,7 +92,7 @@ func redactURL(pc *pgxpool.Config) string {
 }
 
 // Providers builds the enabled providers' clients.
-func (e *Env) Providers(m *usersync.Metrics) ([]provider.Provider, map[string]string, error) {
+func (e *Env) Providers(m *engine.Metrics) ([]provider.Provider, map[string]string, error) {
 	c := e.Config
 	client := func(name string) *http.Client {
 		base := http.DefaultTransport
@@ -145,7 +145,7 @@ type Core struct {
 	Pool      *pgxpool.Pool
 	Providers []provider.Provider
 	River     *river.Client[pgxTx]
-	Engine    *usersync.Engine
+	Engine    *engine.Engine
 	// Working says whether this process runs workers (River started).
 	Working bool
 }
@@ -179,12 +179,12 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	} else if err := migrate.Check(ctx, pool, e.Plan()); err != nil {
 		return nil, err
 	}
-	m := usersync.NewMetrics()
+	m := engine.NewMetrics()
 	ps, schemas, err := e.Providers(m)
 	if err != nil {
 		return nil, err
 	}
-	ucfg := usersync.Config{
+	ucfg := engine.Config{
 		InternalSchema:   c.InternalSchema,
 		HardDelete:       c.DeleteMode == config.DeleteHard,
 		Redact:           c.Redact,
@@ -199,9 +199,9 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	for _, p := range ps {
 		s := schemas[p.Name()]
 		ch := c.NotifyChannelFor(s)
-		ucfg.Providers = append(ucfg.Providers, usersync.Provider{Client: p, Schema: s, NotifyChannel: ch, DisableNotify: ch == ""})
+		ucfg.Providers = append(ucfg.Providers, engine.Provider{Client: p, Schema: s, NotifyChannel: ch, DisableNotify: ch == ""})
 	}
-	eng, err := usersync.New(ctx, pool, ucfg)
+	eng, err := engine.New(ctx, pool, ucfg)
 	if err != nil {
 		return nil, err
 	}

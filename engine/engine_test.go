@@ -1,4 +1,4 @@
-package usersync_test
+package engine_test
 
 import (
 	"errors"
@@ -8,9 +8,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/usersync/usersync/engine"
 	"github.com/usersync/usersync/internal/pgtest"
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
-	"github.com/usersync/usersync/usersync"
 )
 
 // TestNewRejectsBadConfig: each bad configuration gets an error naming the
@@ -21,23 +21,23 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	fake := stackfake.New(stackfake.Options{})
 	t.Cleanup(fake.Close)
 	stack := stackClient(fake)
-	one := []usersync.Provider{{Client: stack}}
+	one := []engine.Provider{{Client: stack}}
 	for _, tc := range []struct {
 		name string
-		cfg  usersync.Config
+		cfg  engine.Config
 		want string
 	}{
-		{"no provider", usersync.Config{}, "Config.Providers is empty"},
-		{"nil client", usersync.Config{Providers: []usersync.Provider{{}}}, "Client is nil"},
-		{"twice", usersync.Config{Providers: []usersync.Provider{{Client: stack}, {Client: stack, Schema: "other"}}}, "configured twice"},
-		{"separate River schema", usersync.Config{Providers: one, RiverSchema: "river"}, "not supported yet"},
-		{"bad internal schema", usersync.Config{Providers: one, InternalSchema: "a-b"}, "Config.InternalSchema"},
-		{"bad provider schema", usersync.Config{Providers: []usersync.Provider{{Client: stack, Schema: "x;drop"}}}, "not a valid schema name"},
-		{"target is internal", usersync.Config{Providers: []usersync.Provider{{Client: stack, Schema: "usersync"}}}, "is Config.InternalSchema"},
-		{"guard above 1", usersync.Config{Providers: one, DeleteGuard: 1.5}, "Config.DeleteGuard"},
-		{"negative workers", usersync.Config{Providers: one, Workers: -1}, "Config.Workers"},
+		{"no provider", engine.Config{}, "Config.Providers is empty"},
+		{"nil client", engine.Config{Providers: []engine.Provider{{}}}, "Client is nil"},
+		{"twice", engine.Config{Providers: []engine.Provider{{Client: stack}, {Client: stack, Schema: "other"}}}, "configured twice"},
+		{"separate River schema", engine.Config{Providers: one, RiverSchema: "river"}, "not supported yet"},
+		{"bad internal schema", engine.Config{Providers: one, InternalSchema: "a-b"}, "Config.InternalSchema"},
+		{"bad provider schema", engine.Config{Providers: []engine.Provider{{Client: stack, Schema: "x;drop"}}}, "not a valid schema name"},
+		{"target is internal", engine.Config{Providers: []engine.Provider{{Client: stack, Schema: "usersync"}}}, "is Config.InternalSchema"},
+		{"guard above 1", engine.Config{Providers: one, DeleteGuard: 1.5}, "Config.DeleteGuard"},
+		{"negative workers", engine.Config{Providers: one, Workers: -1}, "Config.Workers"},
 	} {
-		_, err := usersync.New(t.Context(), pool, tc.cfg)
+		_, err := engine.New(t.Context(), pool, tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: New: %v, want an error containing %q", tc.name, err, tc.want)
 		}
@@ -50,7 +50,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		t.Errorf("bad configurations created %d schemas", n)
 	}
 	// The same schema named twice is accepted.
-	e, err := usersync.New(t.Context(), pool, usersync.Config{Providers: one, InternalSchema: "usersync", RiverSchema: "usersync"})
+	e, err := engine.New(t.Context(), pool, engine.Config{Providers: one, InternalSchema: "usersync", RiverSchema: "usersync"})
 	if err != nil {
 		t.Fatalf("New with RiverSchema = InternalSchema: %v", err)
 	}
@@ -65,13 +65,13 @@ func TestConfigureRiverRefuses(t *testing.T) {
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t), 2)
 	fake := stackfake.New(stackfake.Options{})
 	t.Cleanup(fake.Close)
-	e, err := usersync.New(t.Context(), pool, usersync.Config{Providers: []usersync.Provider{{Client: stackClient(fake)}}})
+	e, err := engine.New(t.Context(), pool, engine.Config{Providers: []engine.Provider{{Client: stackClient(fake)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
 
-	var nm *usersync.NotMigratedError
+	var nm *engine.NotMigratedError
 	if err := e.ConfigureRiver(&river.Config{Schema: "usersync"}); !errors.As(err, &nm) {
 		t.Errorf("ConfigureRiver before Migrate: %v, want a NotMigratedError", err)
 	}
@@ -122,7 +122,7 @@ func TestCloseRefusesNewHandlers(t *testing.T) {
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t), 2)
 	fake := stackfake.New(stackfake.Options{})
 	t.Cleanup(fake.Close)
-	e, err := usersync.New(t.Context(), pool, usersync.Config{Providers: []usersync.Provider{{Client: stackClient(fake)}}})
+	e, err := engine.New(t.Context(), pool, engine.Config{Providers: []engine.Provider{{Client: stackClient(fake)}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package usersync_test
+package engine_test
 
 import (
 	"bytes"
@@ -15,11 +15,11 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/usersync/usersync/engine"
 	"github.com/usersync/usersync/internal/pgtest"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/stackauth"
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
-	"github.com/usersync/usersync/usersync"
 )
 
 // TestMain stops the throwaway PostgreSQL cluster pgtest may start.
@@ -75,25 +75,25 @@ func Example_migrate() {
 	fake := stackfake.New(stackfake.Options{Seed: 1})
 	defer fake.Close()
 
-	engine, err := usersync.New(ctx, pool, usersync.Config{
-		Providers:      []usersync.Provider{{Client: stackClient(fake), Schema: "neon_identity"}},
+	eng, err := engine.New(ctx, pool, engine.Config{
+		Providers:      []engine.Provider{{Client: stackClient(fake), Schema: "neon_identity"}},
 		InternalSchema: "usersync",
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer engine.Close()
-	if err := engine.Migrate(ctx); err != nil {
+	defer eng.Close()
+	if err := eng.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	if err := engine.Check(ctx); err != nil {
+	if err := eng.Check(ctx); err != nil {
 		log.Fatal(err)
 	}
 	var rows int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM neon_identity.users_sync").Scan(&rows); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("providers:", engine.Providers())
+	fmt.Println("providers:", eng.Providers())
 	fmt.Println("users_sync rows:", rows)
 	// Output:
 	// providers: [stackauth]
@@ -135,8 +135,8 @@ func Example_embed() {
 	// The application's River tables live in usersync's internal schema
 	// (separate schemas are not supported yet).
 	const schema = "usersync"
-	engine, err := usersync.New(ctx, pool, usersync.Config{
-		Providers:      []usersync.Provider{{Client: stackClient(fake), Schema: "neon_identity"}},
+	eng, err := engine.New(ctx, pool, engine.Config{
+		Providers:      []engine.Provider{{Client: stackClient(fake), Schema: "neon_identity"}},
 		InternalSchema: schema,
 	})
 	if err != nil {
@@ -144,9 +144,9 @@ func Example_embed() {
 	}
 	// Close after the HTTP server and River have stopped (defers run in
 	// reverse order), before the pool closes.
-	defer engine.Close()
+	defer eng.Close()
 	// Also brings River's tables in the schema up to date.
-	if err := engine.Migrate(ctx); err != nil {
+	if err := eng.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
 
@@ -159,7 +159,7 @@ func Example_embed() {
 		Workers: workers,
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
 	}
-	if err := engine.ConfigureRiver(rc); err != nil {
+	if err := eng.ConfigureRiver(rc); err != nil {
 		log.Fatal(err)
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
@@ -174,19 +174,19 @@ func Example_embed() {
 			log.Print(err)
 		}
 	}()
-	if err := engine.Start(ctx); err != nil {
+	if err := eng.Start(ctx); err != nil {
 		log.Fatal(err)
 	}
 
 	// The application's mux, with its own routes and usersync's webhooks.
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })
-	hooks, err := engine.WebhookHandler(client)
+	hooks, err := eng.WebhookHandler(client)
 	if err != nil {
 		log.Fatal(err)
 	}
 	mux.Handle("/webhooks/{provider}", hooks)
-	mux.Handle("GET /metrics", engine.MetricsHandler())
+	mux.Handle("GET /metrics", eng.MetricsHandler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -248,24 +248,24 @@ func Example_webhookHandler() {
 	fake := stackfake.New(stackfake.Options{Seed: 1})
 	defer fake.Close()
 
-	engine, err := usersync.New(ctx, pool, usersync.Config{
-		Providers: []usersync.Provider{{Client: stackClient(fake)}},
+	eng, err := engine.New(ctx, pool, engine.Config{
+		Providers: []engine.Provider{{Client: stackClient(fake)}},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer engine.Close()
-	if err := engine.Migrate(ctx); err != nil {
+	defer eng.Close()
+	if err := eng.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
 
-	rc := &river.Config{Schema: usersync.DefaultInternalSchema}
-	engine.ConfigureRiverInserts(rc)
+	rc := &river.Config{Schema: engine.DefaultInternalSchema}
+	eng.ConfigureRiverInserts(rc)
 	client, err := river.NewClient[pgx.Tx](riverpgxv5.New(pool), rc)
 	if err != nil {
 		log.Fatal(err)
 	}
-	hooks, err := engine.WebhookHandler(client)
+	hooks, err := eng.WebhookHandler(client)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package usersync
+package engine
 
 import (
 	"context"
@@ -24,8 +24,10 @@ import (
 )
 
 // SchemaSQL is the users_sync table's DDL (idempotent), which Migrate runs
-// in each provider's schema.
+// in each provider's schema. It is the repository's schema.sql, copied here
+// by go generate so that it can be embedded; a test keeps the two equal.
 //
+//go:generate cp ../schema.sql schema.sql
 //go:embed schema.sql
 var SchemaSQL string
 

@@ -1,4 +1,4 @@
-// Package usersync keeps a users_sync table in a PostgreSQL database in step
+// Package engine keeps a users_sync table in a PostgreSQL database in step
 // with the users of a hosted auth provider (Stack Auth, Clerk, WorkOS), using
 // River jobs in that same database. It is the library behind the usersync
 // command: a Go application that already runs River adds usersync to its own
@@ -45,4 +45,4 @@
 // ConfigureRiver a different river.Config.Schema). The usersync command runs
 // exactly this code, configured from its environment variables; its README
 // documents the guarantees, the data model and the HTTP contract.
-package usersync
+package engine
