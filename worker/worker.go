@@ -25,6 +25,7 @@ import (
 type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
@@ -178,7 +179,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	// what made this job dirty).
 	deletedEvent := jobs.LastEventWasDeletion(done.Metadata)
 	if jobs.DirtySince(done.Metadata, token) {
-		if err := enqueueSync(ctx, tx, b.Store.InternalSchema, jobs.UserRef{Provider: a.Provider, UserID: a.UserID, Deleted: deletedEvent}); err != nil {
+		if err := enqueueSync(ctx, tx, b.Store.Schemas().River, jobs.UserRef{Provider: a.Provider, UserID: a.UserID, Deleted: deletedEvent}); err != nil {
 			return fmt.Errorf("sync user %s: re-enqueue: %w", a.UserID, err)
 		}
 	}
@@ -186,9 +187,9 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	// delete once too many came in a row; a found user resets the count.
 	switch {
 	case gone && !deletedEvent:
-		ok, err := b.Store.hasLiveRow(ctx, tx, a.UserID)
+		ok, err := b.Store.HasLiveRow(ctx, tx, a.UserID)
 		if err == nil && ok {
-			ok, err = b.Store.countUnexpectedNotFound(ctx, tx)
+			ok, err = b.Store.CountUnexpectedNotFound(ctx, tx, DeleteGuardMinRows)
 		} else if err == nil {
 			ok = true // nothing to delete: nothing to count
 		}
@@ -201,7 +202,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 			return w.holdDeletion(ctx, b, job)
 		}
 	case !gone:
-		if err := b.Store.resetUnexpectedNotFound(ctx, tx); err != nil {
+		if err := b.Store.ResetUnexpectedNotFound(ctx, tx); err != nil {
 			w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
 			return fmt.Errorf("sync user %s: %w", a.UserID, err)
 		}
@@ -329,11 +330,11 @@ func enqueueResyncsAfterDeletion(ctx context.Context, tx pgx.Tx, prov string, id
 
 // enqueueSync enqueues one more sync of a user as a webhook would, with the
 // kind of its latest event.
-func enqueueSync(ctx context.Context, tx pgx.Tx, internalSchema string, ref jobs.UserRef) error {
+func enqueueSync(ctx context.Context, tx pgx.Tx, riverSchema string, ref jobs.UserRef) error {
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
 		return err
 	}
-	_, err = jobs.EnqueueSyncs(ctx, tx, client, internalSchema, []jobs.UserRef{ref})
+	_, err = jobs.EnqueueSyncs(ctx, tx, client, riverSchema, []jobs.UserRef{ref})
 	return err
 }
