@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
 )
@@ -164,7 +165,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	// A lost commit is harmless: the job stays running and is rescued and
 	// re-run, so this transaction need not wait for its WAL flush.
-	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+	if err := store.AsyncCommit(ctx, tx); err != nil {
 		return fmt.Errorf("sync user %s: %w", a.UserID, err)
 	}
 	done, err := completeTx(ctx, tx, job)

@@ -18,6 +18,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -106,3 +107,13 @@ const (
 	LastEventDeleted = "deleted"
 	LastEventChanged = "changed"
 )
+
+// AsyncCommit lets tx commit without waiting for its WAL flush: for a
+// transaction whose loss after commit is harmless (its job is rescued and
+// run again).
+func AsyncCommit(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+		return fmt.Errorf("asynchronous commit: %w", err)
+	}
+	return nil
+}
