@@ -250,7 +250,12 @@ func (m *Metrics) sampleOnce(ctx context.Context, db interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, internalSchema string) error {
 	// The binary runs River in the internal schema.
-	st := store.New(store.Schemas{Internal: internalSchema, River: internalSchema})
+	return m.SampleStore(ctx, db, store.New(store.Schemas{Internal: internalSchema, River: internalSchema}))
+}
+
+// SampleStore refreshes the sampled gauges once from the tables of st,
+// whose River schema may differ from its internal one.
+func (m *Metrics) SampleStore(ctx context.Context, db store.Querier, st *store.Store) error {
 	counts, err := st.Jobs.CountByQueue(ctx, db)
 	if err != nil {
 		return err
