@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/usersync/usersync/internal/store"
 )
 
 // Job kinds, as stored in river_job.kind.
@@ -109,15 +110,16 @@ type UserRef struct {
 // job's fetch may predate the event, so it enqueues another sync when it
 // completes. Marking the job row itself, which the webhook's insert has
 // already locked, takes no other lock.
-const DirtyKey = "usersync_dirty_at"
+const DirtyKey = store.DirtyKey
 
 // EnqueueSyncs enqueues a sync_user job for each user in tx, de-duplicated
 // and in a stable order (so concurrent batches lock jobs in the same order).
 // A user whose job is already running gets that job marked dirty (DirtyKey)
 // instead. It returns how many jobs it marked. Each user's job records
 // whether the last of its events here was a deletion (LastEventKey), also
-// when the events coalesce into a job already there.
-func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, internalSchema string, refs []UserRef) (marked int, err error) {
+// when the events coalesce into a job already there. riverSchema is the
+// schema of River's tables.
+func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, riverSchema string, refs []UserRef) (marked int, err error) {
 	refs = lastEventPerUser(refs)
 	slices.SortFunc(refs, func(a, b UserRef) int {
 		if c := strings.Compare(a.Provider, b.Provider); c != 0 {
@@ -136,7 +138,7 @@ func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, internalSchema s
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %d sync_user jobs: %w", len(params), err)
 	}
-	if err := markLastEvent(ctx, tx, internalSchema, refs, res); err != nil {
+	if err := markLastEvent(ctx, tx, riverSchema, refs, res); err != nil {
 		return 0, err
 	}
 	var running []int64
@@ -148,10 +150,8 @@ func EnqueueSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, internalSchema s
 	if len(running) == 0 {
 		return 0, nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+pgx.Identifier{internalSchema, "river_job"}.Sanitize()+`
-		SET metadata = metadata || jsonb_build_object('`+DirtyKey+`', now())
-		WHERE id = ANY($1) AND state = 'running'`, running); err != nil {
-		return 0, fmt.Errorf("mark %d running sync_user jobs dirty: %w", len(running), err)
+	if err := store.RiverJobs(riverSchema).MarkDirty(ctx, tx, running); err != nil {
+		return 0, err
 	}
 	return len(running), nil
 }
@@ -228,12 +228,12 @@ func (a PruneUserStateArgs) InsertOpts() river.InsertOpts {
 // or by SQL, which count as "changed". A sync that finds its user missing
 // at the provider expects it only after a deletion event; an unexpected
 // not-found counts toward the sync path's deletion breaker.
-const LastEventKey = "usersync_last_event"
+const LastEventKey = store.LastEventKey
 
 // Values of LastEventKey.
 const (
-	LastEventDeleted = "deleted"
-	LastEventChanged = "changed"
+	LastEventDeleted = store.LastEventDeleted
+	LastEventChanged = store.LastEventChanged
 )
 
 var deletedMetadata = []byte(`{"` + LastEventKey + `":"` + LastEventDeleted + `"}`)
@@ -271,7 +271,7 @@ func lastEventPerUser(refs []UserRef) []UserRef {
 // of the latest event where it changes: a job made by a change event that
 // now also has a deletion behind it, or the reverse. The rows were locked
 // by the insert, so this takes no other lock.
-func markLastEvent(ctx context.Context, tx pgx.Tx, internalSchema string, refs []UserRef, res []*rivertype.JobInsertResult) error {
+func markLastEvent(ctx context.Context, tx pgx.Tx, riverSchema string, refs []UserRef, res []*rivertype.JobInsertResult) error {
 	var ids []int64
 	var kinds []string
 	for i, r := range res {
@@ -291,12 +291,7 @@ func markLastEvent(ctx context.Context, tx pgx.Tx, internalSchema string, refs [
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+pgx.Identifier{internalSchema, "river_job"}.Sanitize()+` j
-		SET metadata = j.metadata || jsonb_build_object('`+LastEventKey+`', m.kind)
-		FROM unnest($1::bigint[], $2::text[]) AS m(id, kind) WHERE j.id = m.id`, ids, kinds); err != nil {
-		return fmt.Errorf("record the latest event on %d sync_user jobs: %w", len(ids), err)
-	}
-	return nil
+	return store.RiverJobs(riverSchema).MarkLastEvent(ctx, tx, ids, kinds)
 }
 
 // EnqueueResyncsAfterDeletion is EnqueueResyncs for a sync whose latest
@@ -313,4 +308,28 @@ func EnqueueResyncsAfterDeletion(ctx context.Context, tx pgx.Tx, ins Inserter, p
 		return fmt.Errorf("enqueue %d resyncs: %w", len(userIDs), err)
 	}
 	return nil
+}
+
+// ForceBackfill enqueues a backfill of prov that runs even if a recent run
+// completed, or joins the backfill job already waiting or running
+// (joined = true). A waiting job that has not started a run is scheduled
+// and would skip its run after a recent complete one: the request is
+// recorded (store.Runs.RequestBackfill) so that it runs regardless. It
+// returns the job to follow (store.Runs.ForJob).
+func ForceBackfill(ctx context.Context, client interface {
+	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+}, db store.DB, runs store.Runs, prov string) (jobID int64, joined bool, err error) {
+	res, err := client.Insert(ctx, BackfillPageArgs{Provider: prov, Force: true}, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("enqueue backfill of %s: %w", prov, err)
+	}
+	if res.UniqueSkippedAsDuplicate && res.Job.State != rivertype.JobStateRunning {
+		var a BackfillPageArgs
+		if err := json.Unmarshal(res.Job.EncodedArgs, &a); err == nil && a.RunID == "" && !a.Force {
+			if err := runs.RequestBackfill(ctx, db, prov); err != nil {
+				return 0, false, err
+			}
+		}
+	}
+	return res.Job.ID, res.UniqueSkippedAsDuplicate, nil
 }

@@ -17,13 +17,9 @@ import (
 // other nothing is written at all, not even per-user state. An anonymous
 // user that becomes a regular one is synced by its next event or backfill.
 func syncExcludedAnonymous(ctx context.Context, tx pgx.Tx, s *Store, userID string, token time.Time) (Result, error) {
-	is := pgx.Identifier{s.InternalSchema}.Sanitize()
-	tbl := pgx.Identifier{s.Target.Schema, "users_sync"}.Sanitize()
-	var known bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+is+`.user_state WHERE provider = $1 AND user_id = $2)
-  OR EXISTS (SELECT 1 FROM `+tbl+` WHERE id = $2)`, s.Provider, userID).Scan(&known)
+	known, err := s.Known(ctx, tx, userID)
 	if err != nil {
-		return Result{}, fmt.Errorf("look up excluded anonymous user %s: %w", userID, err)
+		return Result{}, fmt.Errorf("excluded anonymous user: %w", err)
 	}
 	if !known {
 		return Result{}, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
 )
@@ -25,6 +26,7 @@ import (
 type DB interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
@@ -163,7 +165,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	// A lost commit is harmless: the job stays running and is rescued and
 	// re-run, so this transaction need not wait for its WAL flush.
-	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+	if err := store.AsyncCommit(ctx, tx); err != nil {
 		return fmt.Errorf("sync user %s: %w", a.UserID, err)
 	}
 	done, err := completeTx(ctx, tx, job)
@@ -178,7 +180,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	// what made this job dirty).
 	deletedEvent := jobs.LastEventWasDeletion(done.Metadata)
 	if jobs.DirtySince(done.Metadata, token) {
-		if err := enqueueSync(ctx, tx, b.Store.InternalSchema, jobs.UserRef{Provider: a.Provider, UserID: a.UserID, Deleted: deletedEvent}); err != nil {
+		if err := enqueueSync(ctx, tx, b.Store.Schemas().River, jobs.UserRef{Provider: a.Provider, UserID: a.UserID, Deleted: deletedEvent}); err != nil {
 			return fmt.Errorf("sync user %s: re-enqueue: %w", a.UserID, err)
 		}
 	}
@@ -186,9 +188,9 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	// delete once too many came in a row; a found user resets the count.
 	switch {
 	case gone && !deletedEvent:
-		ok, err := b.Store.hasLiveRow(ctx, tx, a.UserID)
+		ok, err := b.Store.HasLiveRow(ctx, tx, a.UserID)
 		if err == nil && ok {
-			ok, err = b.Store.countUnexpectedNotFound(ctx, tx)
+			ok, err = b.Store.CountUnexpectedNotFound(ctx, tx, DeleteGuardMinRows)
 		} else if err == nil {
 			ok = true // nothing to delete: nothing to count
 		}
@@ -201,7 +203,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 			return w.holdDeletion(ctx, b, job)
 		}
 	case !gone:
-		if err := b.Store.resetUnexpectedNotFound(ctx, tx); err != nil {
+		if err := b.Store.ResetUnexpectedNotFound(ctx, tx); err != nil {
 			w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
 			return fmt.Errorf("sync user %s: %w", a.UserID, err)
 		}
@@ -329,11 +331,11 @@ func enqueueResyncsAfterDeletion(ctx context.Context, tx pgx.Tx, prov string, id
 
 // enqueueSync enqueues one more sync of a user as a webhook would, with the
 // kind of its latest event.
-func enqueueSync(ctx context.Context, tx pgx.Tx, internalSchema string, ref jobs.UserRef) error {
+func enqueueSync(ctx context.Context, tx pgx.Tx, riverSchema string, ref jobs.UserRef) error {
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
 		return err
 	}
-	_, err = jobs.EnqueueSyncs(ctx, tx, client, internalSchema, []jobs.UserRef{ref})
+	_, err = jobs.EnqueueSyncs(ctx, tx, client, riverSchema, []jobs.UserRef{ref})
 	return err
 }

@@ -8,13 +8,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/jobs"
-	"github.com/usersync/usersync/worker"
 )
 
 func runBackfill(ctx context.Context, st IO, args []string) error {
@@ -98,57 +97,21 @@ are kept). --resume-deletions resumes deletions by sync jobs after usersync paus
 // enqueueBackfill enqueues a forced backfill of prov, or finds the job of the
 // run already going (already = true). It returns the job to follow.
 func enqueueBackfill(ctx context.Context, pool *pgxpool.Pool, internalSchema, prov string) (jobID int64, already bool, err error) {
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: internalSchema, SkipUnknownJobCheck: true})
+	st := store.New(store.Schemas{Internal: internalSchema, River: internalSchema})
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: st.Schemas.River, SkipUnknownJobCheck: true})
 	if err != nil {
 		return 0, false, fmt.Errorf("river client: %w", err)
 	}
-	res, err := client.Insert(ctx, jobs.BackfillPageArgs{Provider: prov, Force: true}, nil)
-	if err != nil {
-		return 0, false, fmt.Errorf("enqueue backfill of %s: %w", prov, err)
-	}
-	if res.UniqueSkippedAsDuplicate {
-		// The job already waiting may be a scheduled one that has not started
-		// a run, and would skip it if a complete run started recently: the
-		// operator asked for a backfill, so make it run regardless.
-		if _, err := pool.Exec(ctx, `UPDATE `+pgx.Identifier{internalSchema}.Sanitize()+`.river_job
-			SET args = jsonb_set(args, '{force}', 'true') WHERE id = $1 AND coalesce(args->>'run_id', '') = ''
-			AND state IN ('available', 'scheduled', 'retryable', 'pending')`, res.Job.ID); err != nil {
-			return 0, false, fmt.Errorf("enqueue backfill of %s: %w", prov, err)
-		}
-	}
-	return res.Job.ID, res.UniqueSkippedAsDuplicate, nil
+	return jobs.ForceBackfill(ctx, client, pool, st.Runs, prov)
 }
 
 // runProgress is one row of backfill_run.
-type runProgress struct {
-	ID                       int64
-	Status                   string
-	StartedAt                time.Time
-	FinishedAt               *time.Time
-	Pages                    int
-	Listed, Written, Deleted int64
-	LastError                *string
-	// HeldDeletions and HeldLive are set on a held run: how many live users
-	// it would mark deleted, of how many.
-	HeldDeletions *int64 `json:",omitempty"`
-	HeldLive      *int64 `json:",omitempty"`
-}
-
-const runCols = `id, status, started_at, finished_at, pages, users_listed, users_written, users_deleted, last_error, held_deletions, held_live`
-
-func scanRun(row pgx.Row) (*runProgress, error) {
-	var r runProgress
-	err := row.Scan(&r.ID, &r.Status, &r.StartedAt, &r.FinishedAt, &r.Pages, &r.Listed, &r.Written, &r.Deleted, &r.LastError, &r.HeldDeletions, &r.HeldLive)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
-	}
-	return &r, err
-}
+type runProgress = store.Run
 
 // follow shows the progress of the run started by (or containing) job jobID
 // until it ends; it reports whether the run completed.
 func follow(ctx context.Context, w io.Writer, pool *pgxpool.Pool, internalSchema, prov string, jobID int64) (bool, error) {
-	is := pgx.Identifier{internalSchema}.Sanitize()
+	st := store.New(store.Schemas{Internal: internalSchema, River: internalSchema})
 	tty := isTerminal(w)
 	var runID int64
 	lastLine := ""
@@ -160,35 +123,37 @@ func follow(ctx context.Context, w io.Writer, pool *pgxpool.Pool, internalSchema
 		if runID == 0 {
 			// The run is created by its first page; a job that continues a
 			// run names it in its args.
-			r, err = scanRun(pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+is+`.backfill_run
-				WHERE started_by_job = $1 OR id::text = (SELECT args->>'run_id' FROM `+is+`.river_job WHERE id = $1)
-				ORDER BY id DESC LIMIT 1`, jobID))
+			r, err = st.Runs.ForJob(ctx, pool, jobID)
 		} else {
-			r, err = scanRun(pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+is+`.backfill_run WHERE id = $1`, runID))
+			r, err = st.Runs.Get(ctx, pool, runID)
 		}
 		if err != nil {
 			return false, fmt.Errorf("read backfill progress: %w", err)
 		}
 		var line string
 		if r == nil {
+			js, err := st.Jobs.State(ctx, pool, jobID)
+			if err != nil {
+				return false, fmt.Errorf("read backfill job: %w", err)
+			}
 			var state string
 			var lastErr *string
-			err := pool.QueryRow(ctx, `SELECT state::text, errors[array_upper(errors, 1)]->>'error' FROM `+is+`.river_job WHERE id = $1`, jobID).Scan(&state, &lastErr)
-			if errors.Is(err, pgx.ErrNoRows) || state == "discarded" || state == "cancelled" {
+			if js != nil {
+				state, lastErr = js.State, js.LastError
+			}
+			if js == nil || state == "discarded" || state == "cancelled" {
 				msg := "the backfill job ended without starting a run"
 				if lastErr != nil {
 					msg += ": " + *lastErr
 				}
 				fmt.Fprintf(w, "\n%s: %s\n", prov, msg)
 				return false, nil
-			} else if err != nil {
-				return false, fmt.Errorf("read backfill job: %w", err)
 			}
 			var started bool
 			if state == "completed" {
 				// The job may have completed (and started its run) since the
 				// run was looked up above.
-				if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+is+`.backfill_run WHERE started_by_job = $1)`, jobID).Scan(&started); err != nil {
+				if started, err = st.Runs.StartedByJob(ctx, pool, jobID); err != nil {
 					return false, fmt.Errorf("read backfill progress: %w", err)
 				}
 			}
@@ -211,19 +176,19 @@ func follow(ctx context.Context, w io.Writer, pool *pgxpool.Pool, internalSchema
 		} else {
 			runID = r.ID
 			line = progressLine(prov, r)
-			if r.Status != "running" {
+			if r.Status != store.RunRunning {
 				if tty {
 					fmt.Fprintf(w, "\r\033[K%s\n", line)
 				} else {
 					fmt.Fprintln(w, line)
 				}
-				if r.Status == "failed" && r.LastError != nil {
+				if r.Status == store.RunFailed && r.LastError != nil {
 					fmt.Fprintf(w, "%s: run %d failed: %s\n", prov, r.ID, *r.LastError)
 				}
-				if r.Status == worker.RunHeld {
+				if r.Status == store.RunHeld {
 					fmt.Fprintf(w, "%s: %s\n", prov, heldMessage(prov, r))
 				}
-				return r.Status == "completed", nil
+				return r.Status == store.RunCompleted, nil
 			}
 		}
 		if tty {
@@ -254,10 +219,10 @@ func progressLine(prov string, r *runProgress) string {
 	spin := []string{"▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"}[r.Pages%8]
 	line := fmt.Sprintf("%s: run %d %s %s pages %d | users %d listed, %d written | %.0f users/s | %s",
 		prov, r.ID, r.Status, spin, r.Pages, r.Listed, r.Written, rate, el)
-	if r.Status == "completed" {
+	if r.Status == store.RunCompleted {
 		line += fmt.Sprintf(" | %d marked deleted", r.Deleted)
 	}
-	if r.LastError != nil && r.Status == "running" {
+	if r.LastError != nil && r.Status == store.RunRunning {
 		line += " | retrying after: " + oneLine(*r.LastError, 80)
 	}
 	return line

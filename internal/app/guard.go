@@ -6,14 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/worker"
 )
@@ -87,49 +86,47 @@ func runGuardCommand(ctx context.Context, st IO, env *Env, g *guardOpts, only st
 // held (rows that appeared since without a fetch), it refuses.
 func confirmHeld(ctx context.Context, w io.Writer, env *Env, pool *pgxpool.Pool, prov, schema string, runID int64) error {
 	cfg := env.Config
-	is := pgx.Identifier{cfg.InternalSchema}.Sanitize()
+	st := storeOf(cfg)
 	t, err := worker.LoadTarget(ctx, pool, schema, cfg.NotifyChannelFor(schema))
 	if err != nil {
 		return err
 	}
-	store := worker.NewStore(worker.StoreConfig{Provider: prov, InternalSchema: cfg.InternalSchema, Target: t,
+	users := store.NewUsers(store.UsersConfig{Provider: prov, InternalSchema: st.Schemas.Internal, RiverSchema: st.Schemas.River, Target: t,
 		HardDelete: cfg.DeleteMode == config.DeleteHard, Redact: cfg.Redact})
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("confirm deletions of %s: %w", prov, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var id int64
-	var startedAt time.Time
-	var held int64
-	err = tx.QueryRow(ctx, `SELECT r.id, r.started_at, coalesce(r.held_deletions, 0) FROM `+is+`.backfill_run r
-		WHERE r.provider = $1 AND r.status = '`+worker.RunHeld+`'
-		  AND NOT EXISTS (SELECT 1 FROM `+is+`.backfill_run c WHERE c.provider = r.provider AND c.status = '`+worker.RunCompleted+`' AND c.id > r.id)
-		ORDER BY r.id DESC LIMIT 1 FOR UPDATE`, prov).Scan(&id, &startedAt, &held)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return &exitError{1, fmt.Errorf("%s has no held backfill run to confirm (a complete run may have replaced it; see 'usersync status')", prov)}
-	}
+	hr, err := st.Runs.Held(ctx, tx, prov, true)
 	if err != nil {
 		return fmt.Errorf("confirm deletions of %s: find the held run: %w", prov, err)
+	}
+	if hr == nil {
+		return &exitError{1, fmt.Errorf("%s has no held backfill run to confirm (a complete run may have replaced it; see 'usersync status')", prov)}
+	}
+	id, startedAt, held := hr.ID, hr.StartedAt, int64(0)
+	if hr.HeldDeletions != nil {
+		held = *hr.HeldDeletions
 	}
 	if runID != 0 && runID != id {
 		return &exitError{1, fmt.Errorf("run %d is not %s's current held run (run %d is); see 'usersync status'", runID, prov, id)}
 	}
-	would, _, err := store.Inferable(ctx, tx, id, startedAt)
+	would, _, err := users.Inferable(ctx, tx, id, startedAt)
 	if err != nil {
 		return err
 	}
 	if would > held {
 		return &exitError{1, fmt.Errorf("run %d of %s would now mark %d users deleted, more than the %d it held: nothing done; run a new backfill", id, prov, would, held)}
 	}
-	res, err := store.InferDeletions(ctx, tx, id, startedAt)
+	res, err := users.InferDeletions(ctx, tx, id, startedAt)
 	if err != nil {
 		return err
 	}
 	// Users written while the run listed cannot be ordered against it: a
 	// fresh sync decides whether they still exist (as at a run's end).
 	if len(res.Resync) > 0 {
-		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: cfg.InternalSchema, SkipUnknownJobCheck: true})
+		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: st.Schemas.River, SkipUnknownJobCheck: true})
 		if err != nil {
 			return fmt.Errorf("confirm deletions of %s run %d: river client: %w", prov, id, err)
 		}
@@ -137,9 +134,8 @@ func confirmHeld(ctx context.Context, w io.Writer, env *Env, pool *pgxpool.Pool,
 			return fmt.Errorf("confirm deletions of %s run %d: %w", prov, id, err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET status = '`+worker.RunCompleted+`', users_deleted = $2,
-		confirmed_at = now(), updated_at = now() WHERE id = $1`, id, res.Deleted); err != nil {
-		return fmt.Errorf("confirm deletions of %s run %d: %w", prov, id, err)
+	if err := st.Runs.ConfirmHeld(ctx, tx, id, res.Deleted); err != nil {
+		return fmt.Errorf("confirm deletions of %s: %w", prov, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("confirm deletions of %s run %d: commit: %w", prov, id, err)
@@ -157,70 +153,26 @@ func confirmHeld(ctx context.Context, w io.Writer, env *Env, pool *pgxpool.Pool,
 // deletion, at most worker.DeleteGuardMinRows more are deleted before the
 // breaker pauses deletions again.
 func resumeDeletions(ctx context.Context, w io.Writer, env *Env, pool *pgxpool.Pool, prov string) error {
-	is := pgx.Identifier{env.Config.InternalSchema}.Sanitize()
-	tag, err := pool.Exec(ctx, `UPDATE `+is+`.deletion_breaker SET paused_at = NULL, paused_user_id = NULL,
-		unexpected_not_found = 0, resumed_at = now(), updated_at = now() WHERE provider = $1 AND paused_at IS NOT NULL`, prov)
+	st := storeOf(env.Config)
+	resumed, err := st.Breakers.Resume(ctx, pool, prov)
 	if err != nil {
-		return fmt.Errorf("resume deletions of %s: %w", prov, err)
+		return err
 	}
-	if tag.RowsAffected() == 0 {
+	if !resumed {
 		fmt.Fprintf(w, "%s: deletions by sync jobs are not paused; nothing to resume\n", prov)
 		return nil
 	}
-	woken, err := pool.Exec(ctx, `UPDATE `+is+`.river_job SET state = 'available', scheduled_at = now()
-		WHERE kind = $1 AND queue = $2 AND state = 'scheduled' AND metadata ? '`+worker.PausedKey+`'`, jobs.KindSyncUser, jobs.SyncQueue(prov))
+	woken, err := st.Jobs.WakePaused(ctx, pool, jobs.KindSyncUser, jobs.SyncQueue(prov))
 	if err != nil {
-		return fmt.Errorf("resume deletions of %s: wake waiting syncs: %w", prov, err)
+		return fmt.Errorf("resume deletions of %s: %w", prov, err)
 	}
-	env.Logger.Warn("deletions by sync jobs resumed by an operator", "provider", prov, "woken_jobs", woken.RowsAffected())
-	fmt.Fprintf(w, "%s: deletions by sync jobs resumed; %d waiting syncs run again now\n", prov, woken.RowsAffected())
+	env.Logger.Warn("deletions by sync jobs resumed by an operator", "provider", prov, "woken_jobs", woken)
+	fmt.Fprintf(w, "%s: deletions by sync jobs resumed; %d waiting syncs run again now\n", prov, woken)
 	return nil
 }
 
 // PauseReport describes paused deletions by sync jobs.
-type PauseReport struct {
-	PausedAt time.Time `json:"paused_at"`
-	// UnexpectedNotFound is how many users in a row were not found although
-	// their latest event was not a deletion.
-	UnexpectedNotFound int64 `json:"unexpected_not_found"`
-	// UserID is the user whose sync found the breaker's limit reached.
-	UserID string `json:"user_id,omitempty"`
-	// WaitingSyncs is how many sync jobs wait for deletions to resume.
-	WaitingSyncs int64 `json:"waiting_syncs"`
-}
-
-// guardReport adds the held run and paused sync deletions to pr.
-func guardReport(ctx context.Context, pool *pgxpool.Pool, is string, pr *ProviderReport) error {
-	r, err := scanRun(pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+is+`.backfill_run r
-		WHERE provider = $1 AND status = '`+worker.RunHeld+`'
-		  AND NOT EXISTS (SELECT 1 FROM `+is+`.backfill_run c WHERE c.provider = r.provider AND c.status = '`+worker.RunCompleted+`' AND c.id > r.id)
-		ORDER BY id DESC LIMIT 1`, pr.Provider))
-	if err != nil {
-		return fmt.Errorf("status of %s: held backfill: %w", pr.Provider, err)
-	}
-	pr.HeldRun = r
-	var p PauseReport
-	var at *time.Time
-	var user *string
-	err = pool.QueryRow(ctx, `SELECT paused_at, unexpected_not_found, paused_user_id,
-		(SELECT count(*) FROM `+is+`.river_job WHERE kind = $2 AND queue = $3 AND state = 'scheduled' AND metadata ? '`+worker.PausedKey+`')
-		FROM `+is+`.deletion_breaker WHERE provider = $1`, pr.Provider, jobs.KindSyncUser, jobs.SyncQueue(pr.Provider)).
-		Scan(&at, &p.UnexpectedNotFound, &user, &p.WaitingSyncs)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("status of %s: deletion breaker: %w", pr.Provider, err)
-	}
-	if at != nil {
-		p.PausedAt = *at
-		if user != nil {
-			p.UserID = *user
-		}
-		pr.DeletionsPaused = &p
-	}
-	return nil
-}
+type PauseReport = store.PauseReport
 
 // apiURLVar names the variable of prov's API URL, the usual suspect when
 // the provider says every user is missing.

@@ -8,9 +8,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/jobs"
 )
 
@@ -22,34 +22,10 @@ type Report struct {
 }
 
 // ProviderReport is one provider's part of the report.
-type ProviderReport struct {
-	Provider          string           `json:"provider"`
-	Schema            string           `json:"schema"`
-	Users             int64            `json:"users"`
-	DeletedUsers      int64            `json:"deleted_users"`
-	LastWebhookAt     *time.Time       `json:"last_webhook_at"`
-	LastSyncAt        *time.Time       `json:"last_sync_at"`
-	BadCredentialsAt  *time.Time       `json:"bad_credentials_at,omitempty"`
-	LastCompleteRun   *runProgress     `json:"last_complete_backfill"`
-	CurrentRun        *runProgress     `json:"running_backfill,omitempty"`
-	LastFailedRun     *runProgress     `json:"last_failed_backfill,omitempty"`
-	Jobs              map[string]int64 `json:"jobs_by_state"`
-	OldestWaitingJob  *time.Time       `json:"oldest_waiting_job_since"`
-	DiscardedLastHour int64            `json:"discarded_last_hour"`
-	RecentErrors      []ErrorCount     `json:"recent_errors"`
-	// HeldRun is the backfill run held by the deletion guard, waiting for
-	// confirmation (none when a complete run came after it).
-	HeldRun *runProgress `json:"held_backfill,omitempty"`
-	// DeletionsPaused is set while the breaker pauses deletions by syncs.
-	DeletionsPaused *PauseReport `json:"sync_deletions_paused,omitempty"`
-}
+type ProviderReport = store.ProviderReport
 
 // ErrorCount is one distinct recent job error and how often it occurred.
-type ErrorCount struct {
-	Error string    `json:"error"`
-	Count int64     `json:"count"`
-	Last  time.Time `json:"last_at"`
-}
+type ErrorCount = store.ErrorCount
 
 func runStatus(ctx context.Context, st IO, args []string) error {
 	fs := newFlags(st, "status", `Shows, per provider: last webhook, last successful sync, last complete backfill and the
@@ -102,75 +78,9 @@ sync jobs paused).`)
 }
 
 func providerReport(ctx context.Context, pool *pgxpool.Pool, internalSchema, prov, schema string) (*ProviderReport, error) {
-	is := pgx.Identifier{internalSchema}.Sanitize()
-	pr := &ProviderReport{Provider: prov, Schema: schema, Jobs: map[string]int64{}, RecentErrors: []ErrorCount{}}
-	wrap := func(what string, err error) error { return fmt.Errorf("status of %s: %s: %w", prov, what, err) }
-	tbl := pgx.Identifier{schema, "users_sync"}.Sanitize()
-	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE deleted_at IS NULL), count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM `+tbl).
-		Scan(&pr.Users, &pr.DeletedUsers); err != nil {
-		return nil, wrap("count users", err)
-	}
-	var okAt *time.Time
-	err := pool.QueryRow(ctx, `SELECT last_webhook_at, last_sync_at, bad_credentials_at, credentials_ok_at FROM `+is+`.provider_status WHERE provider = $1`, prov).
-		Scan(&pr.LastWebhookAt, &pr.LastSyncAt, &pr.BadCredentialsAt, &okAt)
-	if err != nil && err != pgx.ErrNoRows {
-		return nil, wrap("provider status", err)
-	}
-	if pr.BadCredentialsAt != nil && okAt != nil && okAt.After(*pr.BadCredentialsAt) {
-		pr.BadCredentialsAt = nil
-	}
-	for status, dst := range map[string]**runProgress{"completed": &pr.LastCompleteRun, "running": &pr.CurrentRun, "failed": &pr.LastFailedRun} {
-		r, err := scanRun(pool.QueryRow(ctx, `SELECT `+runCols+` FROM `+is+`.backfill_run WHERE provider = $1 AND status = $2 ORDER BY id DESC LIMIT 1`, prov, status))
-		if err != nil {
-			return nil, wrap("backfill runs", err)
-		}
-		*dst = r
-	}
-	if pr.LastFailedRun != nil && pr.LastCompleteRun != nil && pr.LastCompleteRun.ID > pr.LastFailedRun.ID {
-		pr.LastFailedRun = nil
-	}
-	if err := guardReport(ctx, pool, is, pr); err != nil {
-		return nil, err
-	}
-	queues := []string{jobs.SyncQueue(prov), jobs.BackfillQueue(prov)}
-	rows, err := pool.Query(ctx, `SELECT state::text, count(*) FROM `+is+`.river_job WHERE queue = ANY($1) GROUP BY 1`, queues)
-	if err != nil {
-		return nil, wrap("jobs by state", err)
-	}
-	for rows.Next() {
-		var s string
-		var n int64
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, wrap("jobs by state", err)
-		}
-		pr.Jobs[s] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("jobs by state", err)
-	}
-	if err := pool.QueryRow(ctx, `SELECT min(scheduled_at) FROM `+is+`.river_job WHERE queue = ANY($1) AND state = 'available' AND scheduled_at <= now()`, queues).
-		Scan(&pr.OldestWaitingJob); err != nil {
-		return nil, wrap("oldest job", err)
-	}
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM `+is+`.river_job WHERE queue = ANY($1) AND state = 'discarded' AND finalized_at > now() - interval '1 hour'`, queues).
-		Scan(&pr.DiscardedLastHour); err != nil {
-		return nil, wrap("discarded jobs", err)
-	}
-	rows, err = pool.Query(ctx, `SELECT e->>'error', count(*), max((e->>'at')::timestamptz)
-		FROM `+is+`.river_job j, unnest(j.errors) AS e
-		WHERE j.queue = ANY($1) AND (e->>'at')::timestamptz > now() - interval '24 hours'
-		GROUP BY 1 ORDER BY 3 DESC LIMIT 5`, queues)
-	if err != nil {
-		return nil, wrap("recent errors", err)
-	}
-	for rows.Next() {
-		var ec ErrorCount
-		if err := rows.Scan(&ec.Error, &ec.Count, &ec.Last); err != nil {
-			return nil, wrap("recent errors", err)
-		}
-		pr.RecentErrors = append(pr.RecentErrors, ec)
-	}
-	return pr, rows.Err()
+	st := store.New(store.Schemas{Internal: internalSchema, River: internalSchema})
+	return st.Report(ctx, pool, store.ReportQuery{Provider: prov, TargetSchema: schema,
+		Queues: []string{jobs.SyncQueue(prov), jobs.BackfillQueue(prov)}, SyncKind: jobs.KindSyncUser, SyncQueue: jobs.SyncQueue(prov)})
 }
 
 func attention(pr *ProviderReport) []string {

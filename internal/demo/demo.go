@@ -23,6 +23,7 @@ import (
 	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/internal/migrate"
 	"github.com/usersync/usersync/internal/pgcluster"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/fakekit"
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
@@ -255,7 +256,7 @@ func listen(ctx context.Context, url, channel string, out chan<- string) {
 		return
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+	if err := store.Listen(ctx, conn, channel); err != nil {
 		return
 	}
 	for {
@@ -275,8 +276,7 @@ func showChange(ctx context.Context, w io.Writer, pool pgxQuerier, schema, paylo
 	if json.Unmarshal([]byte(payload), &n) != nil {
 		return
 	}
-	var name, email *string
-	_ = pool.QueryRow(ctx, `SELECT name, email FROM `+pgx.Identifier{schema, "users_sync"}.Sanitize()+` WHERE id = $1`, n.ID).Scan(&name, &email)
+	name, email, _ := store.UserName(ctx, pool, schema, n.ID)
 	s := func(p *string) string {
 		if p == nil {
 			return "—"
@@ -286,14 +286,10 @@ func showChange(ctx context.Context, w io.Writer, pool pgxQuerier, schema, paylo
 	fmt.Fprintf(w, "  %-8s %-7s %-38s %s <%s>\n", time.Now().Format("15:04:05"), n.Op, n.ID, s(name), s(email))
 }
 
-type pgxQuerier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+type pgxQuerier = store.DB
 
 func printCounts(ctx context.Context, w io.Writer, pool pgxQuerier, schema string) {
-	var live, deleted int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE deleted_at IS NULL), count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM `+
-		pgx.Identifier{schema, "users_sync"}.Sanitize()).Scan(&live, &deleted); err == nil {
+	if live, deleted, err := store.CountUsers(ctx, pool, schema); err == nil {
 		fmt.Fprintf(w, "▶ %s.users_sync: %d users, %d marked deleted\n", schema, live, deleted)
 	}
 }

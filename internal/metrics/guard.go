@@ -3,8 +3,8 @@ package metrics
 import (
 	"context"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/usersync/usersync/internal/store"
 )
 
 // guardMetrics report deletions held back by the deletion guard (a held
@@ -51,39 +51,23 @@ func (g *guardMetrics) backfillCompleted(provider string) {
 // sample reads, from the database, which providers have a held run (the
 // newest held run with no complete run after it) and paused sync deletions:
 // another process may have held, confirmed, paused or resumed them.
-func (g *guardMetrics) sample(ctx context.Context, db interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, is string) error {
-	rows, err := db.Query(ctx, `SELECT p.provider, coalesce(h.held_deletions, -1), coalesce(b.paused_at IS NOT NULL, false)
-FROM (SELECT provider FROM `+is+`.backfill_run UNION SELECT provider FROM `+is+`.deletion_breaker) p
-LEFT JOIN LATERAL (
-  SELECT r.held_deletions FROM `+is+`.backfill_run r
-  WHERE r.provider = p.provider AND r.status = 'held'
-    AND NOT EXISTS (SELECT 1 FROM `+is+`.backfill_run c WHERE c.provider = r.provider AND c.status = 'completed' AND c.id > r.id)
-  ORDER BY r.id DESC LIMIT 1) h ON true
-LEFT JOIN `+is+`.deletion_breaker b ON b.provider = p.provider`)
+func (g *guardMetrics) sample(ctx context.Context, st *store.Store, db store.Querier) error {
+	states, err := st.SampleGuard(ctx, db)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var prov string
-		var held int64
-		var paused bool
-		if err := rows.Scan(&prov, &held, &paused); err != nil {
-			return err
-		}
-		if held >= 0 {
-			g.held.WithLabelValues(prov).Set(1)
-			g.heldDeletions.WithLabelValues(prov).Set(float64(held))
+	for _, gs := range states {
+		if gs.HeldDeletions >= 0 {
+			g.held.WithLabelValues(gs.Provider).Set(1)
+			g.heldDeletions.WithLabelValues(gs.Provider).Set(float64(gs.HeldDeletions))
 		} else {
-			g.backfillCompleted(prov)
+			g.backfillCompleted(gs.Provider)
 		}
 		p := 0.0
-		if paused {
+		if gs.Paused {
 			p = 1
 		}
-		g.paused.WithLabelValues(prov).Set(p)
+		g.paused.WithLabelValues(gs.Provider).Set(p)
 	}
-	return rows.Err()
+	return nil
 }

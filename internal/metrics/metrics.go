@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/usersync/usersync/internal/store"
 )
 
 // Metrics implements the observers of packages webhook and worker, and a
@@ -242,13 +243,20 @@ func (m *Metrics) Sample(ctx context.Context, db interface {
 func (m *Metrics) SampleOnce(ctx context.Context, db interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, internalSchema string) error {
-	return m.sampleOnce(ctx, db, pgx.Identifier{internalSchema}.Sanitize())
+	return m.sampleOnce(ctx, db, internalSchema)
 }
 
 func (m *Metrics) sampleOnce(ctx context.Context, db interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, is string) error {
-	rows, err := db.Query(ctx, `SELECT queue, state::text, count(*) FROM `+is+`.river_job GROUP BY 1, 2`)
+}, internalSchema string) error {
+	// The binary runs River in the internal schema.
+	return m.SampleStore(ctx, db, store.New(store.Schemas{Internal: internalSchema, River: internalSchema}))
+}
+
+// SampleStore refreshes the sampled gauges once from the tables of st,
+// whose River schema may differ from its internal one.
+func (m *Metrics) SampleStore(ctx context.Context, db store.Querier, st *store.Store) error {
+	counts, err := st.Jobs.CountByQueue(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -256,32 +264,15 @@ func (m *Metrics) sampleOnce(ctx context.Context, db interface {
 	for _, p := range m.providerNames() {
 		m.zeroJobs(p)
 	}
-	for rows.Next() {
-		var q, s string
-		var n int64
-		if err := rows.Scan(&q, &s, &n); err != nil {
-			return err
-		}
-		m.jobs.WithLabelValues(q, s).Set(float64(n))
+	for _, c := range counts {
+		m.jobs.WithLabelValues(c.Queue, c.State).Set(float64(c.Count))
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = db.Query(ctx, `SELECT provider, extract(epoch FROM now() - max(finished_at))::float8 FROM `+is+`.backfill_run
-		WHERE status = 'completed' GROUP BY provider`)
+	ages, err := st.Runs.LastCompleteAges(ctx, db)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var p string
-		var age float64
-		if err := rows.Scan(&p, &age); err != nil {
-			return err
-		}
+	for p, age := range ages {
 		m.lastBackfill.WithLabelValues(p).Set(age)
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return m.guard.sample(ctx, db, is)
+	return m.guard.sample(ctx, st, db)
 }

@@ -2,14 +2,11 @@ package metrics
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/provider"
 )
 
@@ -27,9 +24,7 @@ type StatusRecorder struct {
 	red    *provider.Redactor
 }
 
-type execer interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-}
+type execer = store.DB
 
 // SetRedactor makes the recorder scrub credentials from the errors it keeps
 // (they are shown by `usersync status`). Call it before recording.
@@ -149,24 +144,17 @@ func (s *StatusRecorder) Flush(ctx context.Context, db execer, internalSchema st
 		}
 		return &t
 	}
-	is := pgx.Identifier{internalSchema}.Sanitize()
-	for p, st := range pending {
+	// The binary runs River in the internal schema; provider_status is
+	// usersync's own table.
+	st := store.New(store.Schemas{Internal: internalSchema})
+	for p, ps := range pending {
 		var msg *string
-		if st.errMsg != "" {
-			msg = &st.errMsg
+		if ps.errMsg != "" {
+			msg = &ps.errMsg
 		}
-		_, err := db.Exec(ctx, `INSERT INTO `+is+`.provider_status AS s (provider, last_webhook_at, last_sync_at, last_error, last_error_at, bad_credentials_at, credentials_ok_at)
-VALUES ($1, $2, $3, $4, $5, $6, $3)
-ON CONFLICT (provider) DO UPDATE SET
-  last_webhook_at = greatest(s.last_webhook_at, excluded.last_webhook_at),
-  last_sync_at = greatest(s.last_sync_at, excluded.last_sync_at),
-  last_error = CASE WHEN excluded.last_error_at > coalesce(s.last_error_at, '-infinity') THEN excluded.last_error ELSE s.last_error END,
-  last_error_at = greatest(s.last_error_at, excluded.last_error_at),
-  bad_credentials_at = greatest(s.bad_credentials_at, excluded.bad_credentials_at),
-  credentials_ok_at = greatest(s.credentials_ok_at, excluded.credentials_ok_at)`,
-			p, nt(st.lastWebhook), nt(st.lastSync), msg, nt(st.lastError), nt(st.badCreds))
-		if err != nil {
-			return fmt.Errorf("write provider status of %s: %w", p, err)
+		if err := st.Status.Flush(ctx, db, store.ProviderStatus{Provider: p, LastWebhookAt: nt(ps.lastWebhook), LastSyncAt: nt(ps.lastSync),
+			LastError: msg, LastErrorAt: nt(ps.lastError), BadCredentialsAt: nt(ps.badCreds), CredentialsOKAt: nt(ps.lastSync)}); err != nil {
+			return err
 		}
 		delete(pending, p)
 	}

@@ -1,12 +1,12 @@
-package migrate_test
+package store_test
 
 import (
 	"log/slog"
 	"os"
 	"testing"
 
-	"github.com/usersync/usersync/internal/migrate"
 	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/internal/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.RunMain(m)) }
@@ -30,14 +30,14 @@ CREATE TABLE usersync.backfill_run (
 INSERT INTO usersync.backfill_run (provider, status, started_at) VALUES ('stackauth', 'completed', now());`); err != nil {
 		t.Fatal(err)
 	}
-	plan := migrate.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: "CREATE TABLE IF NOT EXISTS users_sync (id text PRIMARY KEY, raw_json jsonb NOT NULL);"}
+	plan := store.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: "CREATE TABLE IF NOT EXISTS users_sync (id text PRIMARY KEY, raw_json jsonb NOT NULL);"}
 	log := slog.New(slog.DiscardHandler)
 	for range 2 {
-		if err := migrate.Run(ctx, pool, plan, log); err != nil {
+		if err := store.Migrate(ctx, pool, plan, log); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := migrate.Check(ctx, pool, plan); err != nil {
+	if err := store.CheckMigrated(ctx, pool, plan); err != nil {
 		t.Fatalf("check after migrate: %v", err)
 	}
 	if _, err := pool.Exec(ctx, `INSERT INTO usersync.backfill_run (provider, status, started_at, held_deletions, held_live)

@@ -119,3 +119,12 @@ CREATE TABLE IF NOT EXISTS deletion_breaker (
   resumed_at           timestamptz,
   updated_at           timestamptz NOT NULL DEFAULT now()
 );
+
+-- Version 3: an operator's request for a backfill (`usersync backfill`),
+-- one row per provider. A scheduled backfill job that finds a complete run
+-- started recently still starts a run when a request came after that run
+-- started: the operator asked for a backfill while that job was waiting.
+CREATE TABLE IF NOT EXISTS backfill_request (
+  provider     text PRIMARY KEY,
+  requested_at timestamptz NOT NULL
+);
