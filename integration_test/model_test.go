@@ -715,7 +715,14 @@ func (m *modelRun) quiesce() {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		defer cancel()
 		code, out := s.Backfill(ctx, "--wait")
-		if code != 0 {
+		if code != 0 && strings.Contains(out, "--confirm-deletions") && m.liveAtProvider() == 0 {
+			// The provider really has no users left: the guard holds a run
+			// that lists nobody, and the operator confirms it.
+			m.mix["final_backfill_confirmed"]++
+			if code, out := s.Run(nil, "backfill", "--confirm-deletions", "--provider", m.cfg.Provider); code != 0 {
+				t.Fatalf("`usersync backfill --confirm-deletions` exited %d:\n%s", code, tail(out, 2000))
+			}
+		} else if code != 0 {
 			t.Fatalf("final `usersync backfill --wait` exited %d:\n%s", code, tail(out, 2000))
 		}
 		// A run that started after the last change and reported complete
@@ -789,8 +796,12 @@ func (m *modelRun) check() {
 			t.Errorf("%s jobs: %v (want none discarded or cancelled)", kind, c)
 		}
 	}
-	if n := s.Int(`SELECT count(*) FROM ` + s.is() + `.backfill_run WHERE status <> 'completed'`); n > 0 {
-		t.Errorf("%d backfill runs did not complete", n)
+	// Every run completed, except runs the deletion guard held by its own
+	// rule (docs/guarantees.md §10): with the model's small populations, a
+	// run that listed nobody while the provider had deleted everyone.
+	if n := s.Int(`SELECT count(*) FROM ` + s.is() + `.backfill_run WHERE status <> 'completed'
+		AND NOT (status = 'held' AND (users_listed = 0 OR (held_deletions > 10 AND held_deletions > 0.1 * held_live)))`); n > 0 {
+		t.Errorf("%d backfill runs did not complete (and were not held by the deletion guard's rule)", n)
 	}
 	m.checkAudit()
 }
@@ -919,3 +930,6 @@ func TestModelRegressionSeed90(t *testing.T) {
 	t.Parallel()
 	runModelSeed(t, 90)
 }
+
+// liveAtProvider is how many users the provider has now.
+func (m *modelRun) liveAtProvider() int { return len(m.live) }
