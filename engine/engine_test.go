@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,7 +164,9 @@ func TestSeparateRiverSchema(t *testing.T) {
 	fake := stackfake.New(stackfake.Options{Seed: 3})
 	t.Cleanup(fake.Close)
 	fake.Seed(5)
-	cfg := engine.Config{Providers: []engine.Provider{{Client: stackClient(fake)}}, RiverSchema: "app_river"}
+	var logs syncBuffer
+	cfg := engine.Config{Providers: []engine.Provider{{Client: stackClient(fake)}}, RiverSchema: "app_river",
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 
 	// The application manages River but has not migrated it yet: Check says so.
 	skip := cfg
@@ -215,13 +219,6 @@ func TestSeparateRiverSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := client.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Stop(context.WithoutCancel(ctx)) })
-	if err := e.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	hooks, err := e.WebhookHandler(client)
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +227,45 @@ func TestSeparateRiverSchema(t *testing.T) {
 	mux.Handle("/webhooks/{provider}", hooks)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	post := func(kind provider.EventKind, id string) {
+		t.Helper()
+		body, header := fake.Webhook(kind, id)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/webhooks/stackauth", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("webhook %v of %s: %d, want 200", kind, id, resp.StatusCode)
+		}
+	}
+	// Before River works jobs: a user's deletion coalesces into the job of
+	// its creation, which records the latest event on the job's row in
+	// app_river.
+	gone := fake.CreateUser()
+	post(provider.EventUserChanged, gone)
+	fake.DeleteUser(gone)
+	post(provider.EventUserDeleted, gone)
+	var lastEvent *string
+	if err := pool.QueryRow(ctx, "SELECT metadata->>'usersync_last_event' FROM app_river.river_job WHERE kind = 'sync_user' AND args->>'user_id' = $1", gone).Scan(&lastEvent); err != nil {
+		t.Fatalf("read the coalesced job: %v", err)
+	}
+	if lastEvent == nil || *lastEvent != "deleted" {
+		t.Errorf("coalesced job's latest event: %v, want deleted", lastEvent)
+	}
 
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Stop(context.WithoutCancel(ctx)) })
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -240,20 +275,7 @@ func TestSeparateRiverSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := fake.CreateUser()
-	body, header := fake.Webhook(provider.EventUserChanged, id)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/webhooks/stackauth", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header = header
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("webhook: %d, want 200", resp.StatusCode)
-	}
+	post(provider.EventUserChanged, id)
 	n, err := conn.Conn().WaitForNotification(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -305,6 +327,98 @@ func TestSeparateRiverSchema(t *testing.T) {
 	}
 	if !st.Healthy() {
 		t.Errorf("Status needs attention: %v", st.Attention)
+	}
+	// The metrics sampler read River's jobs from app_river (at Start).
+	if strings.Contains(logs.String(), "metrics sample failed") {
+		t.Errorf("the metrics sampler failed:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBackfillJoinFollowNoRun: with no River client working usersync's
+// jobs, StartBackfill enqueues one job and a second call joins it; Follow
+// yields its waiting state and stops when the loop breaks; once the job is
+// cancelled, Follow ends Done with no run and Wait returns ErrNoRun.
+func TestBackfillJoinFollowNoRun(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t), 4)
+	fake := stackfake.New(stackfake.Options{})
+	t.Cleanup(fake.Close)
+	e, err := engine.New(ctx, pool, engine.Config{Providers: []engine.Provider{{Client: stackClient(fake)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	if err := e.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.StartBackfill(ctx, "stackauth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.StartBackfill(ctx, "stackauth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Joined() || !again.Joined() || again.JobID() != b.JobID() || b.Provider() != "stackauth" {
+		t.Errorf("StartBackfill twice: jobs %d (joined %v), %d (joined %v); want one job, joined the second time",
+			b.JobID(), b.Joined(), again.JobID(), again.Joined())
+	}
+	reads := 0
+	for p, err := range b.Follow(ctx, time.Millisecond) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Done || p.Run != nil || p.JobID != b.JobID() || p.JobState != "available" {
+			t.Errorf("progress of a waiting job: %+v", p)
+		}
+		if reads++; reads == 3 {
+			break
+		}
+	}
+	if reads != 3 {
+		t.Errorf("Follow yielded %d reads before the loop broke, want 3", reads)
+	}
+
+	rc := &river.Config{Schema: "usersync"}
+	e.ConfigureRiverInserts(rc)
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.JobCancel(ctx, b.JobID()); err != nil {
+		t.Fatal(err)
+	}
+	var last engine.BackfillProgress
+	for p, err := range b.Follow(ctx, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = p
+	}
+	if !last.Done || last.Run != nil || last.JobState != "cancelled" || last.Completed() {
+		t.Errorf("last progress of a cancelled job: %+v", last)
+	}
+	if _, err := b.Wait(ctx); !errors.Is(err, engine.ErrNoRun) {
+		t.Errorf("Wait on a cancelled job: %v, want ErrNoRun", err)
 	}
 }
 
