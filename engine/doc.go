@@ -28,21 +28,32 @@
 //
 // The application owns the River client, the mux and the pool: it starts and
 // stops them. [Engine.Start] runs usersync's own background work (the status
-// record read by `usersync status`, the sampled metrics) and [Engine.Close]
+// record read by [Engine.Status], the sampled metrics) and [Engine.Close]
 // stops it and the webhook group committer; call Close after the HTTP server
 // has drained and River has stopped, and before closing the pool.
 //
-// Operators use the usersync command against the same database and
-// environment: `usersync status` reads the status record, and `usersync
-// backfill` starts a backfill, follows it and confirms a held one.
+// # Backfills and status
+//
+// [Engine.StartBackfill] enqueues a full backfill of a provider (or joins the
+// one already going) and returns a [Backfill]: [Backfill.Wait] returns the
+// run's final state (completed, failed, or held with the deletions it would
+// have made), [Backfill.Follow] yields its progress as it goes. A held run is
+// applied by [Engine.ConfirmHeld]; deletions by sync jobs that the breaker
+// paused are resumed by [Engine.ResumeDeletions]. [Engine.Status] reads each
+// provider's status and lists what needs an operator. The usersync
+// command's `backfill` and `status` are these methods with flags and
+// printing, and work against the same database from another process.
 //
 // # Schemas
 //
 // usersync's tables live in Config.InternalSchema ("usersync" by default),
-// each provider's users_sync table in its Provider.Schema. River's tables must,
-// for now, live in the same schema as usersync's: set river.Config.Schema to
-// Config.InternalSchema (New refuses a different Config.RiverSchema, and
-// ConfigureRiver a different river.Config.Schema). The usersync command runs
-// exactly this code, configured from its environment variables; its README
-// documents the guarantees, the data model and the HTTP contract.
+// each provider's users_sync table in its Provider.Schema, and usersync's
+// jobs in the application's River tables, in Config.RiverSchema (the same
+// schema as river.Config.Schema; InternalSchema when empty, which is the
+// usersync command's layout). Migrate runs River's migrations in
+// RiverSchema too, unless Config.SkipRiverMigrations says the application
+// runs them itself; Check reports them missing either way. The usersync
+// command runs exactly this code, configured from its environment
+// variables; its README documents the guarantees, the data model and the
+// HTTP contract.
 package engine

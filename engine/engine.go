@@ -17,6 +17,7 @@ import (
 
 	"github.com/usersync/usersync/internal/metrics"
 	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/internal/webhook"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
@@ -87,9 +88,16 @@ type Config struct {
 	// InternalSchema holds usersync's own tables (DefaultInternalSchema when
 	// empty).
 	InternalSchema string
-	// RiverSchema is the schema of the application's River tables; empty
-	// means InternalSchema. For now it must equal InternalSchema.
+	// RiverSchema is the schema of the application's River tables (its
+	// river.Config.Schema); empty means InternalSchema. usersync's jobs live
+	// there with the application's; usersync's own tables stay in
+	// InternalSchema.
 	RiverSchema string
+	// SkipRiverMigrations leaves River's migrations to the application (it
+	// runs rivermigrate or the river CLI on RiverSchema itself): Migrate then
+	// neither creates RiverSchema nor migrates River's tables, and Check
+	// still reports them missing or out of date.
+	SkipRiverMigrations bool
 	// HardDelete deletes the rows of deleted users instead of setting
 	// deleted_at.
 	HardDelete bool
@@ -162,6 +170,7 @@ type Engine struct {
 	redactor  *provider.Redactor
 	providers []provider.Provider
 	plan      migrate.Plan
+	store     *store.Store
 	metrics   *Metrics
 
 	mu       sync.Mutex
@@ -204,8 +213,11 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 	if cfg.RiverSchema == "" {
 		cfg.RiverSchema = cfg.InternalSchema
 	}
-	if cfg.RiverSchema != cfg.InternalSchema {
-		return nil, fmt.Errorf("usersync: Config.RiverSchema %q differs from Config.InternalSchema %q: River's tables in a separate schema are not supported yet; use one schema for both (and set river.Config.Schema to it)", cfg.RiverSchema, cfg.InternalSchema)
+	if err := checkIdent("Config.RiverSchema", cfg.RiverSchema); err != nil {
+		return nil, err
+	}
+	if len(cfg.RiverSchema) > 46 {
+		return nil, errors.New("usersync: Config.RiverSchema must be at most 46 characters (River's limit)")
 	}
 	if cfg.DeleteGuard < 0 || cfg.DeleteGuard > 1 {
 		return nil, fmt.Errorf("usersync: Config.DeleteGuard %v is not a share from 0 to 1", cfg.DeleteGuard)
@@ -245,6 +257,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 		if p.Schema == cfg.InternalSchema {
 			return nil, fmt.Errorf("usersync: provider %s's schema %s is Config.InternalSchema: give users_sync its own schema", name, p.Schema)
 		}
+		if p.Schema == cfg.RiverSchema {
+			return nil, fmt.Errorf("usersync: provider %s's schema %s is Config.RiverSchema: give users_sync its own schema", name, p.Schema)
+		}
 		schemas[p.Schema] = name
 		ps = append(ps, p.Client)
 		targets = append(targets, p.Schema)
@@ -267,7 +282,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 		m.m.AddProviders(p.Name())
 	}
 	e := &Engine{pool: pool, cfg: cfg, logger: logger, redactor: red, providers: ps, metrics: m,
-		plan: migrate.Plan{InternalSchema: cfg.InternalSchema, TargetSchemas: targets, SchemaSQL: SchemaSQL}}
+		plan: migrate.Plan{InternalSchema: cfg.InternalSchema, RiverSchema: cfg.RiverSchema, SkipRiver: cfg.SkipRiverMigrations,
+			TargetSchemas: targets, SchemaSQL: SchemaSQL},
+		store: store.New(store.Schemas{Internal: cfg.InternalSchema, River: cfg.RiverSchema})}
 	err := migrate.Check(ctx, pool, e.plan)
 	var nm *migrate.NotMigratedError
 	switch {
@@ -304,7 +321,7 @@ func (e *Engine) loadTargets(ctx context.Context) error {
 		}
 		name := p.Client.Name()
 		bindings[name] = &worker.Binding{Provider: p.Client, Store: worker.NewStore(worker.StoreConfig{
-			Provider: name, InternalSchema: e.cfg.InternalSchema, Target: t,
+			Provider: name, InternalSchema: e.cfg.InternalSchema, RiverSchema: e.cfg.RiverSchema, Target: t,
 			HardDelete: e.cfg.HardDelete, Redact: e.cfg.Redact,
 		}), ExcludeAnonymous: e.cfg.ExcludeAnonymous}
 	}
@@ -314,11 +331,11 @@ func (e *Engine) loadTargets(ctx context.Context) error {
 	return nil
 }
 
-// Migrate applies River's migrations and usersync's tables in
-// Config.InternalSchema and creates each provider's users_sync table. It is
+// Migrate applies River's migrations in Config.RiverSchema (unless
+// Config.SkipRiverMigrations) and usersync's tables in
+// Config.InternalSchema, and creates each provider's users_sync table. It is
 // idempotent and safe when several processes run it at once. River's
-// migrations are applied even when the application already ran them (they
-// are then a no-op; River's tables share usersync's schema for now).
+// migrations are a no-op when the application already ran them.
 func (e *Engine) Migrate(ctx context.Context) error {
 	if err := migrate.Run(ctx, e.pool, e.plan, e.logger); err != nil {
 		return err
@@ -337,13 +354,14 @@ func (e *Engine) Migrate(ctx context.Context) error {
 // guarantees assume JobTimeout and RescueStuckJobsAfter, and a shorter
 // RescueStuckJobsAfter than JobTimeout would rescue running jobs.
 //
-// rc.Schema must be Config.InternalSchema. The database must be migrated.
+// rc.Schema must be Config.RiverSchema (Config.InternalSchema when that is
+// empty). The database must be migrated.
 func (e *Engine) ConfigureRiver(rc *river.Config) error {
 	if rc == nil {
 		return errors.New("usersync: ConfigureRiver: river.Config is nil")
 	}
 	if rc.Schema != e.cfg.RiverSchema {
-		return fmt.Errorf("usersync: river.Config.Schema is %q but usersync's River tables are in %q: set river.Config.Schema to Config.InternalSchema (separate schemas are not supported yet)", rc.Schema, e.cfg.RiverSchema)
+		return fmt.Errorf("usersync: river.Config.Schema is %q but Config.RiverSchema is %q: give both the schema of the application's River tables", rc.Schema, e.cfg.RiverSchema)
 	}
 	e.mu.Lock()
 	bindings := e.bindings
@@ -444,7 +462,7 @@ func (e *Engine) WebhookHandler(client *river.Client[pgx.Tx]) (http.Handler, err
 	if e.closed {
 		return nil, errors.New("usersync: WebhookHandler: engine is closed")
 	}
-	b := webhook.NewBatcher(e.pool, client, e.cfg.InternalSchema, webhookWriters, webhookBatch, e.logger)
+	b := webhook.NewBatcher(e.pool, client, e.cfg.RiverSchema, webhookWriters, webhookBatch, e.logger)
 	e.batchers = append(e.batchers, b)
 	return webhook.NewHandler(e.providers, b, e.metrics.m, e.logger), nil
 }
@@ -466,10 +484,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.stopBg = stop
 	is := e.cfg.InternalSchema
 	e.wg.Go(func() { e.metrics.status.Run(bg, e.pool, is, statusFlushEvery, e.logger) })
-	if err := e.metrics.m.SampleOnce(ctx, e.pool, is); err != nil {
+	if err := e.metrics.m.SampleStore(ctx, e.pool, e.store); err != nil {
 		e.logger.Debug("metrics sample failed", "err", err)
 	}
-	e.wg.Go(func() { e.metrics.m.Sample(bg, e.pool, is, metricsSampleEvery, e.logger) })
+	e.wg.Go(func() { e.metrics.m.SampleEvery(bg, e.pool, e.store, metricsSampleEvery, e.logger) })
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/usersync/usersync/engine"
 	"github.com/usersync/usersync/internal/pgtest"
@@ -132,12 +133,19 @@ func Example_embed() {
 	fake := stackfake.New(stackfake.Options{Seed: 1})
 	defer fake.Close()
 
-	// The application's River tables live in usersync's internal schema
-	// (separate schemas are not supported yet).
-	const schema = "usersync"
+	// The application already runs River in its own schema, app_river, and
+	// migrates River itself.
+	const riverSchema = "app_river"
+	if err := migrateRiver(ctx, pool, riverSchema); err != nil {
+		log.Fatal(err)
+	}
+	// usersync's jobs join the application's in app_river; usersync's own
+	// tables live in the schema usersync.
 	eng, err := engine.New(ctx, pool, engine.Config{
-		Providers:      []engine.Provider{{Client: stackClient(fake), Schema: "neon_identity"}},
-		InternalSchema: schema,
+		Providers:           []engine.Provider{{Client: stackClient(fake), Schema: "neon_identity"}},
+		InternalSchema:      "usersync",
+		RiverSchema:         riverSchema,
+		SkipRiverMigrations: true,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -145,7 +153,7 @@ func Example_embed() {
 	// Close after the HTTP server and River have stopped (defers run in
 	// reverse order), before the pool closes.
 	defer eng.Close()
-	// Also brings River's tables in the schema up to date.
+	// usersync's tables and users_sync; River's are the application's.
 	if err := eng.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
@@ -155,7 +163,7 @@ func Example_embed() {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, welcome)
 	rc := &river.Config{
-		Schema:  schema,
+		Schema:  riverSchema,
 		Workers: workers,
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
 	}
@@ -230,10 +238,133 @@ func Example_embed() {
 		log.Fatal(err)
 	}
 	fmt.Println("welcome email to:", <-welcome.sent)
+
+	// usersync's jobs are in the application's River schema.
+	var syncJobs int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM app_river.river_job WHERE kind = 'sync_user'").Scan(&syncJobs); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("sync_user jobs in app_river:", syncJobs)
 	// Output:
 	// webhook: 200
 	// users_sync: Ibrahim Kowalski <ibrahimkowalski@example.org>
 	// welcome email to: ibrahimkowalski@example.org
+	// sync_user jobs in app_river: 1
+}
+
+// migrateRiver is the application's own River migration (usersync's
+// Migrate does it too unless Config.SkipRiverMigrations).
+func migrateRiver(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return err
+	}
+	m, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: schema})
+	if err != nil {
+		return err
+	}
+	_, err = m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	return err
+}
+
+// startRiver starts a River client that works usersync's jobs in the
+// schema usersync migrated, and returns the function that stops it.
+func startRiver(ctx context.Context, pool *pgxpool.Pool, eng *engine.Engine) func() {
+	rc := &river.Config{Schema: engine.DefaultInternalSchema}
+	if err := eng.ConfigureRiver(rc); err != nil {
+		log.Fatal(err)
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	return func() {
+		if err := client.Stop(ctx); err != nil {
+			log.Print(err)
+		}
+	}
+}
+
+// Start a full backfill of a provider and wait for its run to end, as
+// `usersync backfill --wait` does: every user the provider lists is
+// written to users_sync, and users_sync rows the provider no longer has
+// are marked deleted (a run that would delete too many ends held instead).
+// River, here in the same process, works the backfill's jobs.
+func ExampleEngine_StartBackfill() {
+	ctx := context.Background()
+	pool, done := exampleDB(ctx)
+	defer done()
+	fake := stackfake.New(stackfake.Options{Seed: 1})
+	defer fake.Close()
+	fake.Seed(25)
+
+	eng, err := engine.New(ctx, pool, engine.Config{Providers: []engine.Provider{{Client: stackClient(fake)}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer startRiver(ctx, pool, eng)()
+
+	b, err := eng.StartBackfill(ctx, "stackauth")
+	if err != nil {
+		log.Fatal(err)
+	}
+	run, err := b.Wait(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("run %s: %d users listed, %d written, %d marked deleted\n", run.Status, run.Listed, run.Written, run.Deleted)
+
+	st, err := eng.Status(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	p := st.Providers[0]
+	fmt.Printf("%s: %d users in %s.users_sync, last complete run %d, healthy: %v\n",
+		p.Provider, p.Users, p.Schema, p.LastCompleteRun.ID, st.Healthy())
+	// Output:
+	// run completed: 25 users listed, 25 written, 0 marked deleted
+	// stackauth: 25 users in neon_identity.users_sync, last complete run 1, healthy: true
+}
+
+// Read each provider's status, as `usersync status` shows it: here a
+// freshly migrated database, whose provider has never completed a
+// backfill, so it needs attention.
+func ExampleEngine_Status() {
+	ctx := context.Background()
+	pool, done := exampleDB(ctx)
+	defer done()
+	fake := stackfake.New(stackfake.Options{Seed: 1})
+	defer fake.Close()
+
+	eng, err := engine.New(ctx, pool, engine.Config{Providers: []engine.Provider{{Client: stackClient(fake)}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	st, err := eng.Status(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range st.Providers {
+		fmt.Printf("%s: %d users, last webhook %v, last complete backfill %v\n", p.Provider, p.Users, p.LastWebhookAt, p.LastCompleteRun)
+	}
+	fmt.Println("healthy:", st.Healthy())
+	for _, a := range st.Attention {
+		fmt.Println("attention:", a)
+	}
+	// Output:
+	// stackauth: 0 users, last webhook <nil>, last complete backfill <nil>
+	// healthy: false
+	// attention: stackauth: no backfill has completed yet (run 'usersync backfill --wait')
 }
 
 // Mount the webhook handler on a mux served by a process that works no

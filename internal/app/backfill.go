@@ -8,12 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/engine"
 	"github.com/usersync/usersync/internal/store"
-	"github.com/usersync/usersync/jobs"
 )
 
 func runBackfill(ctx context.Context, st IO, args []string) error {
@@ -45,13 +41,14 @@ are kept). --resume-deletions resumes deletions by sync jobs after usersync paus
 		return err
 	}
 	defer pool.Close()
-	if err := migrate.Check(ctx, pool, env.Plan()); err != nil {
-		return fmt.Errorf("%w\n%s", err, migrateHint)
-	}
-	ps, _, err := env.Providers(nil)
+	eng, ps, err := openEngine(ctx, env, pool)
 	if err != nil {
 		return err
 	}
+	if eng == nil {
+		return errors.New("no provider is configured")
+	}
+	defer eng.Close()
 	var names []string
 	for _, p := range ps {
 		if *only == "" || p.Name() == *only {
@@ -59,30 +56,22 @@ are kept). --resume-deletions resumes deletions by sync jobs after usersync paus
 		}
 	}
 	if len(names) == 0 {
-		if *only != "" {
-			return &exitError{2, fmt.Errorf("--provider %q is not configured", *only)}
-		}
-		return errors.New("no provider is configured")
+		return &exitError{2, fmt.Errorf("--provider %q is not configured", *only)}
 	}
-	followed := map[string]int64{}
+	var followed []*engine.Backfill
 	for _, name := range names {
-		id, already, err := enqueueBackfill(ctx, pool, env.Config.InternalSchema, name)
+		b, err := startBackfill(ctx, st.Stdout, eng, name)
 		if err != nil {
 			return err
 		}
-		if already {
-			fmt.Fprintf(st.Stdout, "%s: a backfill is already going (job %d); following it\n", name, id)
-		} else {
-			fmt.Fprintf(st.Stdout, "%s: backfill enqueued (job %d)\n", name, id)
-		}
-		followed[name] = id
+		followed = append(followed, b)
 	}
 	if !*wait {
 		return nil
 	}
 	failed := false
-	for _, name := range names {
-		ok, err := follow(ctx, st.Stdout, pool, env.Config.InternalSchema, name, followed[name])
+	for _, b := range followed {
+		ok, err := follow(ctx, st.Stdout, b)
 		if err != nil {
 			return err
 		}
@@ -94,102 +83,66 @@ are kept). --resume-deletions resumes deletions by sync jobs after usersync paus
 	return nil
 }
 
-// enqueueBackfill enqueues a forced backfill of prov, or finds the job of the
-// run already going (already = true). It returns the job to follow.
-func enqueueBackfill(ctx context.Context, pool *pgxpool.Pool, internalSchema, prov string) (jobID int64, already bool, err error) {
-	st := store.New(store.Schemas{Internal: internalSchema, River: internalSchema})
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: st.Schemas.River, SkipUnknownJobCheck: true})
+// startBackfill starts (or joins) a backfill of prov and says which.
+func startBackfill(ctx context.Context, w io.Writer, eng *engine.Engine, prov string) (*engine.Backfill, error) {
+	b, err := eng.StartBackfill(ctx, prov)
 	if err != nil {
-		return 0, false, fmt.Errorf("river client: %w", err)
+		return nil, err
 	}
-	return jobs.ForceBackfill(ctx, client, pool, st.Runs, prov)
+	if b.Joined() {
+		fmt.Fprintf(w, "%s: a backfill is already going (job %d); following it\n", prov, b.JobID())
+	} else {
+		fmt.Fprintf(w, "%s: backfill enqueued (job %d)\n", prov, b.JobID())
+	}
+	return b, nil
 }
 
-// runProgress is one row of backfill_run.
-type runProgress = store.Run
-
-// follow shows the progress of the run started by (or containing) job jobID
-// until it ends; it reports whether the run completed.
-func follow(ctx context.Context, w io.Writer, pool *pgxpool.Pool, internalSchema, prov string, jobID int64) (bool, error) {
-	st := store.New(store.Schemas{Internal: internalSchema, River: internalSchema})
+// follow shows the progress of backfill b until it ends; it reports
+// whether the run completed.
+func follow(ctx context.Context, w io.Writer, b *engine.Backfill) (bool, error) {
+	prov := b.Provider()
 	tty := isTerminal(w)
-	var runID int64
 	lastLine := ""
-	t := time.NewTicker(300 * time.Millisecond)
-	defer t.Stop()
-	for {
-		var r *runProgress
-		var err error
-		if runID == 0 {
-			// The run is created by its first page; a job that continues a
-			// run names it in its args.
-			r, err = st.Runs.ForJob(ctx, pool, jobID)
-		} else {
-			r, err = st.Runs.Get(ctx, pool, runID)
-		}
+	for p, err := range b.Follow(ctx, engine.BackfillPollInterval) {
 		if err != nil {
-			return false, fmt.Errorf("read backfill progress: %w", err)
+			if ctx.Err() != nil {
+				fmt.Fprintln(w)
+			}
+			return false, err
+		}
+		if p.SkippedJobID != 0 {
+			fmt.Fprintf(w, "%s: job %d skipped its run; following job %d (already waiting: %v)\n", prov, p.SkippedJobID, p.JobID, p.Joined)
 		}
 		var line string
-		if r == nil {
-			js, err := st.Jobs.State(ctx, pool, jobID)
-			if err != nil {
-				return false, fmt.Errorf("read backfill job: %w", err)
+		switch r := p.Run; {
+		case r == nil && p.Done:
+			msg := "the backfill job ended without starting a run"
+			if p.JobError != nil {
+				msg += ": " + *p.JobError
 			}
-			var state string
-			var lastErr *string
-			if js != nil {
-				state, lastErr = js.State, js.LastError
+			fmt.Fprintf(w, "\n%s: %s\n", prov, msg)
+			return false, nil
+		case r == nil:
+			line = fmt.Sprintf("%s: waiting for the first page (job %s)", prov, p.JobState)
+			if p.JobError != nil {
+				line += " — last error: " + oneLine(*p.JobError, 100)
 			}
-			if js == nil || state == "discarded" || state == "cancelled" {
-				msg := "the backfill job ended without starting a run"
-				if lastErr != nil {
-					msg += ": " + *lastErr
-				}
-				fmt.Fprintf(w, "\n%s: %s\n", prov, msg)
-				return false, nil
-			}
-			var started bool
-			if state == "completed" {
-				// The job may have completed (and started its run) since the
-				// run was looked up above.
-				if started, err = st.Runs.StartedByJob(ctx, pool, jobID); err != nil {
-					return false, fmt.Errorf("read backfill progress: %w", err)
-				}
-			}
-			if state == "completed" && !started {
-				// A job completes in the transaction that starts its run: this
-				// one started none (a scheduled job that found a recent complete
-				// run, and was already running when joined). Enqueue a backfill
-				// that runs regardless, and follow that.
-				id, already, err := enqueueBackfill(ctx, pool, internalSchema, prov)
-				if err != nil {
-					return false, err
-				}
-				fmt.Fprintf(w, "%s: job %d skipped its run; following job %d (already waiting: %v)\n", prov, jobID, id, already)
-				jobID, state, lastErr = id, "enqueued", nil
-			}
-			line = fmt.Sprintf("%s: waiting for the first page (job %s)", prov, state)
-			if lastErr != nil {
-				line += " — last error: " + oneLine(*lastErr, 100)
-			}
-		} else {
-			runID = r.ID
+		case p.Done:
 			line = progressLine(prov, r)
-			if r.Status != store.RunRunning {
-				if tty {
-					fmt.Fprintf(w, "\r\033[K%s\n", line)
-				} else {
-					fmt.Fprintln(w, line)
-				}
-				if r.Status == store.RunFailed && r.LastError != nil {
-					fmt.Fprintf(w, "%s: run %d failed: %s\n", prov, r.ID, *r.LastError)
-				}
-				if r.Status == store.RunHeld {
-					fmt.Fprintf(w, "%s: %s\n", prov, heldMessage(prov, r))
-				}
-				return r.Status == store.RunCompleted, nil
+			if tty {
+				fmt.Fprintf(w, "\r\033[K%s\n", line)
+			} else {
+				fmt.Fprintln(w, line)
 			}
+			if r.Status == store.RunFailed && r.LastError != nil {
+				fmt.Fprintf(w, "%s: run %d failed: %s\n", prov, r.ID, *r.LastError)
+			}
+			if r.Status == store.RunHeld {
+				fmt.Fprintf(w, "%s: %s\n", prov, engine.HeldMessage(prov, r))
+			}
+			return r.Status == store.RunCompleted, nil
+		default:
+			line = progressLine(prov, r)
 		}
 		if tty {
 			fmt.Fprintf(w, "\r\033[K%s", line)
@@ -197,14 +150,12 @@ func follow(ctx context.Context, w io.Writer, pool *pgxpool.Pool, internalSchema
 			fmt.Fprintln(w, line)
 		}
 		lastLine = line
-		select {
-		case <-ctx.Done():
-			fmt.Fprintln(w)
-			return false, ctx.Err()
-		case <-t.C:
-		}
 	}
+	return false, errors.New("backfill progress ended early")
 }
+
+// runProgress is one row of backfill_run.
+type runProgress = store.Run
 
 func progressLine(prov string, r *runProgress) string {
 	end := time.Now()

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 
@@ -31,16 +32,22 @@ func UsageError(err error) error { return &exitError{2, err} }
 // or USERSYNC_SCHEMA when none is enabled.
 func TargetSchemas(cfg *config.Config) []string { return targetSchemas(cfg) }
 
-// EnqueueBackfill enqueues a forced full backfill of provider prov, or finds
-// the job of the run already going (already true), and returns the job to
-// follow.
-func EnqueueBackfill(ctx context.Context, pool *pgxpool.Pool, internalSchema, prov string) (jobID int64, already bool, err error) {
-	return enqueueBackfill(ctx, pool, internalSchema, prov)
-}
-
-// FollowBackfill prints to w, as `usersync backfill` does, the progress of
-// the run started by (or containing) job jobID until it ends, and reports
-// whether the run completed.
-func FollowBackfill(ctx context.Context, w io.Writer, pool *pgxpool.Pool, internalSchema, prov string, jobID int64) (bool, error) {
-	return follow(ctx, w, pool, internalSchema, prov, jobID)
+// Backfill runs `usersync backfill --wait --provider prov` on pool: it
+// starts a forced full backfill of prov (or joins the run already going),
+// prints its progress to w until it ends, and reports whether the run
+// completed.
+func Backfill(ctx context.Context, w io.Writer, env *Env, pool *pgxpool.Pool, prov string) (bool, error) {
+	eng, _, err := openEngine(ctx, env, pool)
+	if err != nil {
+		return false, err
+	}
+	if eng == nil {
+		return false, errors.New("no provider is configured")
+	}
+	defer eng.Close()
+	b, err := eng.StartBackfill(ctx, prov)
+	if err != nil {
+		return false, err
+	}
+	return follow(ctx, w, b)
 }

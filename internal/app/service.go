@@ -184,24 +184,7 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	if err != nil {
 		return nil, err
 	}
-	ucfg := engine.Config{
-		InternalSchema:   c.InternalSchema,
-		HardDelete:       c.DeleteMode == config.DeleteHard,
-		Redact:           c.Redact,
-		ExcludeAnonymous: c.ExcludeAnonymous(),
-		DeleteGuard:      c.DeleteGuard,
-		BackfillInterval: c.BackfillInterval,
-		Workers:          max(workers, 1),
-		Logger:           e.Logger,
-		Metrics:          m,
-		Secrets:          c.Secrets(),
-	}
-	for _, p := range ps {
-		s := schemas[p.Name()]
-		ch := c.NotifyChannelFor(s)
-		ucfg.Providers = append(ucfg.Providers, engine.Provider{Client: p, Schema: s, NotifyChannel: ch, DisableNotify: ch == ""})
-	}
-	eng, err := engine.New(ctx, pool, ucfg)
+	eng, err := engine.New(ctx, pool, engineConfig(e, m, ps, schemas, max(workers, 1)))
 	if err != nil {
 		return nil, err
 	}
@@ -225,4 +208,50 @@ func Open(ctx context.Context, e *Env, workers int, autoMigrate bool) (*Core, er
 	}
 	ok = true
 	return &Core{Env: e, Pool: pool, Providers: ps, River: client, Engine: eng, Working: workers > 0}, nil
+}
+
+// engineConfig is the engine configuration of the environment e: its
+// providers ps (in schemas), River in the internal schema.
+func engineConfig(e *Env, m *engine.Metrics, ps []provider.Provider, schemas map[string]string, workers int) engine.Config {
+	c := e.Config
+	ucfg := engine.Config{
+		InternalSchema:   c.InternalSchema,
+		HardDelete:       c.DeleteMode == config.DeleteHard,
+		Redact:           c.Redact,
+		ExcludeAnonymous: c.ExcludeAnonymous(),
+		DeleteGuard:      c.DeleteGuard,
+		BackfillInterval: c.BackfillInterval,
+		Workers:          workers,
+		Logger:           e.Logger,
+		Metrics:          m,
+		Secrets:          c.Secrets(),
+	}
+	for _, p := range ps {
+		s := schemas[p.Name()]
+		ch := c.NotifyChannelFor(s)
+		ucfg.Providers = append(ucfg.Providers, engine.Provider{Client: p, Schema: s, NotifyChannel: ch, DisableNotify: ch == ""})
+	}
+	return ucfg
+}
+
+// openEngine checks that the database is migrated and returns the engine
+// of the environment e on pool, for the operators' commands (it works no
+// jobs and serves nothing; Close it), or nil when no provider is
+// configured.
+func openEngine(ctx context.Context, e *Env, pool *pgxpool.Pool) (*engine.Engine, []provider.Provider, error) {
+	if err := migrate.Check(ctx, pool, e.Plan()); err != nil {
+		return nil, nil, fmt.Errorf("%w\n%s", err, migrateHint)
+	}
+	ps, schemas, err := e.Providers(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ps) == 0 {
+		return nil, nil, nil
+	}
+	eng, err := engine.New(ctx, pool, engineConfig(e, nil, ps, schemas, 1))
+	if err != nil {
+		return nil, nil, err
+	}
+	return eng, ps, nil
 }

@@ -8,24 +8,14 @@ import (
 	"sort"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/usersync/usersync/internal/migrate"
-	"github.com/usersync/usersync/internal/store"
-	"github.com/usersync/usersync/jobs"
+	"github.com/usersync/usersync/engine"
 )
 
 // Report is what `usersync status` shows.
-type Report struct {
-	Providers []ProviderReport `json:"providers"`
-	// Attention lists what needs an operator; empty when all is well.
-	Attention []string `json:"attention"`
-}
+type Report = engine.Status
 
 // ProviderReport is one provider's part of the report.
-type ProviderReport = store.ProviderReport
-
-// ErrorCount is one distinct recent job error and how often it occurred.
-type ErrorCount = store.ErrorCount
+type ProviderReport = engine.ProviderStatus
 
 func runStatus(ctx context.Context, st IO, args []string) error {
 	fs := newFlags(st, "status", `Shows, per provider: last webhook, last successful sync, last complete backfill and the
@@ -46,21 +36,16 @@ sync jobs paused).`)
 		return err
 	}
 	defer pool.Close()
-	if err := migrate.Check(ctx, pool, env.Plan()); err != nil {
-		return fmt.Errorf("%w\n%s", err, migrateHint)
-	}
-	ps, schemas, err := env.Providers(nil)
+	eng, _, err := openEngine(ctx, env, pool)
 	if err != nil {
 		return err
 	}
 	rep := &Report{Attention: []string{}}
-	for _, p := range ps {
-		pr, err := providerReport(ctx, pool, env.Config.InternalSchema, p.Name(), schemas[p.Name()])
-		if err != nil {
+	if eng != nil {
+		defer eng.Close()
+		if rep, err = eng.Status(ctx); err != nil {
 			return err
 		}
-		rep.Providers = append(rep.Providers, *pr)
-		rep.Attention = append(rep.Attention, attention(pr)...)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(st.Stdout)
@@ -75,36 +60,6 @@ sync jobs paused).`)
 		return &exitError{1, nil}
 	}
 	return nil
-}
-
-func providerReport(ctx context.Context, pool *pgxpool.Pool, internalSchema, prov, schema string) (*ProviderReport, error) {
-	st := store.New(store.Schemas{Internal: internalSchema, River: internalSchema})
-	return st.Report(ctx, pool, store.ReportQuery{Provider: prov, TargetSchema: schema,
-		Queues: []string{jobs.SyncQueue(prov), jobs.BackfillQueue(prov)}, SyncKind: jobs.KindSyncUser, SyncQueue: jobs.SyncQueue(prov)})
-}
-
-func attention(pr *ProviderReport) []string {
-	out := guardAttention(pr)
-	if pr.BadCredentialsAt != nil {
-		out = append(out, fmt.Sprintf("%s: the provider rejected usersync's credentials (%s)", pr.Provider, ago(pr.BadCredentialsAt)))
-	}
-	if pr.DiscardedLastHour > 0 {
-		out = append(out, fmt.Sprintf("%s: %d jobs discarded in the last hour", pr.Provider, pr.DiscardedLastHour))
-	}
-	if pr.LastFailedRun != nil {
-		msg := ""
-		if pr.LastFailedRun.LastError != nil {
-			msg = ": " + oneLine(*pr.LastFailedRun.LastError, 120)
-		}
-		out = append(out, fmt.Sprintf("%s: backfill run %d failed%s", pr.Provider, pr.LastFailedRun.ID, msg))
-	}
-	if pr.LastCompleteRun == nil {
-		out = append(out, fmt.Sprintf("%s: no backfill has completed yet (run 'usersync backfill --wait')", pr.Provider))
-	}
-	if pr.CurrentRun != nil && pr.CurrentRun.LastError != nil {
-		out = append(out, fmt.Sprintf("%s: the running backfill is failing: %s", pr.Provider, oneLine(*pr.CurrentRun.LastError, 120)))
-	}
-	return out
 }
 
 func ago(t *time.Time) string {

@@ -150,11 +150,7 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 
 	// Initial load: a backfill of every existing user.
 	say("▶ backfilling the existing users…")
-	jobID, _, err := app.EnqueueBackfill(ctx, pool, cfg.InternalSchema, *prov)
-	if err != nil {
-		return err
-	}
-	if ok, err := app.FollowBackfill(ctx, out, pool, cfg.InternalSchema, *prov, jobID); err != nil || !ok {
+	if ok, err := app.Backfill(ctx, out, e, pool, *prov); err != nil || !ok {
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -225,10 +225,17 @@ func statusClass(code int) string {
 func (m *Metrics) Sample(ctx context.Context, db interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, internalSchema string, interval time.Duration, logger *slog.Logger) {
+	// The binary runs River in the internal schema.
+	m.SampleEvery(ctx, db, store.New(store.Schemas{Internal: internalSchema, River: internalSchema}), interval, logger)
+}
+
+// SampleEvery is Sample for the tables of st, whose River schema may
+// differ from its internal one.
+func (m *Metrics) SampleEvery(ctx context.Context, db store.Querier, st *store.Store, interval time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := m.SampleOnce(ctx, db, internalSchema); err != nil && ctx.Err() == nil {
+		if err := m.SampleStore(ctx, db, st); err != nil && ctx.Err() == nil {
 			logger.Debug("metrics sample failed", "err", err)
 		}
 		select {

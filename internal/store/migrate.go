@@ -34,6 +34,10 @@ type Plan struct {
 	// RiverSchema holds River's tables; "" means InternalSchema (the
 	// binary's layout).
 	RiverSchema string
+	// SkipRiver leaves River's migrations to the application: Migrate
+	// neither creates RiverSchema nor migrates River's tables (CheckMigrated
+	// still requires them).
+	SkipRiver bool
 	// TargetSchemas each get a users_sync table (one per enabled provider).
 	TargetSchemas []string
 	// SchemaSQL is the content of schema.sql.
@@ -71,21 +75,27 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, plan Plan, logger *slog.Lo
 	}()
 
 	sc := plan.Schemas()
-	for _, schema := range []string{sc.Internal, sc.River} {
+	schemas := []string{sc.Internal}
+	if !plan.SkipRiver {
+		schemas = append(schemas, sc.River)
+	}
+	for _, schema := range schemas {
 		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
 			return fmt.Errorf("migrate: create schema %s: %w", schema, err)
 		}
 	}
-	m, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: sc.River, Logger: logger})
-	if err != nil {
-		return fmt.Errorf("migrate: river: %w", err)
-	}
-	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
-	if err != nil {
-		return fmt.Errorf("migrate: river migrations: %w", err)
-	}
-	for _, v := range res.Versions {
-		logger.Info("applied River migration", "version", v.Version, "name", v.Name)
+	if !plan.SkipRiver {
+		m, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: sc.River, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("migrate: river: %w", err)
+		}
+		res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		if err != nil {
+			return fmt.Errorf("migrate: river migrations: %w", err)
+		}
+		for _, v := range res.Versions {
+			logger.Info("applied River migration", "version", v.Version, "name", v.Name)
+		}
 	}
 	for _, step := range MigrationSteps(plan) {
 		if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -188,7 +198,7 @@ func CheckMigrated(ctx context.Context, pool *pgxpool.Pool, plan Plan) error {
 		return fmt.Errorf("check River migrations: %w", err)
 	}
 	if !res.OK {
-		return &NotMigratedError{Missing: "River migrations: " + strings.Join(res.Messages, "; ")}
+		return &NotMigratedError{Missing: "River migrations in schema " + sc.River + ": " + strings.Join(res.Messages, "; ")}
 	}
 	var v *int
 	err = pool.QueryRow(ctx, "SELECT max(version) FROM "+pgx.Identifier{plan.InternalSchema, "usersync_migration"}.Sanitize()).Scan(&v)

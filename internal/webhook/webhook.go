@@ -195,14 +195,14 @@ type Batcher struct {
 	db interface {
 		Begin(context.Context) (pgx.Tx, error)
 	}
-	ins            jobs.Inserter
-	internalSchema string
-	logger         *slog.Logger
-	reqs           chan *pending
-	maxBatch       int
-	wg             sync.WaitGroup
-	closeOnce      sync.Once
-	closed         chan struct{}
+	ins         jobs.Inserter
+	riverSchema string // of River's tables, where ins inserts
+	logger      *slog.Logger
+	reqs        chan *pending
+	maxBatch    int
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
+	closed      chan struct{}
 	// sending is read-held by every Submit while it hands its request to
 	// the writers, and write-held by Close while it closes: a request is
 	// either queued before the writers start draining for the last time,
@@ -226,11 +226,11 @@ const commitTimeout = 10 * time.Second
 var ErrClosed = errors.New("webhook receiver is shutting down")
 
 // NewBatcher starts writers goroutines that commit batches of at most
-// maxBatch jobs.
+// maxBatch jobs through ins, whose River tables are in riverSchema.
 func NewBatcher(db interface {
 	Begin(context.Context) (pgx.Tx, error)
-}, ins jobs.Inserter, internalSchema string, writers, maxBatch int, logger *slog.Logger) *Batcher {
-	b := &Batcher{db: db, ins: ins, internalSchema: internalSchema, logger: logger,
+}, ins jobs.Inserter, riverSchema string, writers, maxBatch int, logger *slog.Logger) *Batcher {
+	b := &Batcher{db: db, ins: ins, riverSchema: riverSchema, logger: logger,
 		reqs: make(chan *pending, maxBatch*writers), maxBatch: maxBatch, closed: make(chan struct{})}
 	for range writers {
 		b.wg.Add(1)
@@ -342,7 +342,7 @@ func (b *Batcher) commitOnce(refs []jobs.UserRef) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := jobs.EnqueueSyncs(ctx, tx, b.ins, b.internalSchema, refs); err != nil {
+	if _, err := jobs.EnqueueSyncs(ctx, tx, b.ins, b.riverSchema, refs); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
