@@ -855,3 +855,37 @@ func TestPruneRemovesTombstonesPastTheHorizon(t *testing.T) {
 		t.Errorf("a soft-deleted user's state was pruned with its row still there")
 	}
 }
+
+// A job that left the running state while its fetch was out (rescued as
+// stuck by River, here by setting its state as the rescuer does) writes
+// nothing: the worker sees JobCompleteTx not complete it and gives up.
+func TestSyncUserRescuedWhileFetchingWritesNothing(t *testing.T) {
+	t.Parallel()
+	fake := stackfake.New(stackfake.Options{})
+	t.Cleanup(fake.Close)
+	id := fake.CreateUser()
+	hooked := &fetchHook{Provider: fake.Provider()}
+	u := newUnit(t, hooked, false)
+	tx := u.begin()
+	job, err := u.inserter.InsertTx(t.Context(), tx, jobs.SyncUserArgs{Provider: "stackauth", UserID: id}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rescueErr error
+	hooked.before = func(ctx context.Context) {
+		_, rescueErr = tx.Exec(ctx, `UPDATE usersync.river_job SET state = 'retryable', scheduled_at = now() WHERE id = $1`, job.Job.ID)
+	}
+	res, err := u.syncWorker(tx).WorkJob(t.Context(), t, tx, job.Job)
+	if rescueErr != nil {
+		t.Fatal(rescueErr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "no longer running") {
+		t.Fatalf("error %v, want the worker to refuse to commit", err)
+	}
+	if res.Job.State != rivertype.JobStateRetryable {
+		t.Errorf("job state %s, want the rescuer's retryable", res.Job.State)
+	}
+	if n := count(t, tx, allRows) + count(t, tx, `SELECT count(*) FROM usersync.user_state`); n != 0 {
+		t.Errorf("%d rows written by a rescued job", n)
+	}
+}
