@@ -24,8 +24,11 @@ import (
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/clerk/clerkfake"
+	"github.com/usersync/usersync/provider/fakekit"
 	"github.com/usersync/usersync/provider/stackauth"
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
+	"github.com/usersync/usersync/provider/workos/workosfake"
 	"github.com/usersync/usersync/worker"
 )
 
@@ -887,5 +890,52 @@ func TestSyncUserRescuedWhileFetchingWritesNothing(t *testing.T) {
 	}
 	if n := count(t, tx, allRows) + count(t, tx, `SELECT count(*) FROM usersync.user_state`); n != 0 {
 		t.Errorf("%d rows written by a rescued job", n)
+	}
+}
+
+// The same job against each provider's fake: a user is written as the
+// provider returns it, a change rewrites it, and the provider's not-found
+// after a deletion event marks it deleted.
+func TestSyncUserEveryProvider(t *testing.T) {
+	t.Parallel()
+	for name, newFake := range map[string]func() fakekit.Fake{
+		"stackauth": func() fakekit.Fake { return stackfake.New(stackfake.Options{}) },
+		"clerk":     func() fakekit.Fake { return clerkfake.New(clerkfake.Options{}) },
+		"workos":    func() fakekit.Fake { return workosfake.New(workosfake.Options{}) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fake := newFake()
+			t.Cleanup(fake.Close)
+			id := fake.CreateUser()
+			u := newUnit(t, fake.Provider(), false)
+			tx := u.begin()
+			stored := `SELECT count(*) FROM neon_identity.users_sync WHERE id = $1 AND raw_json = $2::jsonb AND deleted_at IS NULL`
+			for _, step := range []string{"create", "update"} {
+				if step == "update" && !fake.UpdateUser(id) {
+					t.Fatal("update failed")
+				}
+				res, err := u.sync(tx, id, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", step, err)
+				}
+				wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+				if n := count(t, tx, stored, id, string(fake.Snapshot()[id])); n != 1 {
+					t.Fatalf("%s: the row does not hold the provider's current profile", step)
+				}
+			}
+			fake.DeleteUser(id)
+			res, err := u.sync(tx, id, deletedEvent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+			if n := count(t, tx, liveRows); n != 0 {
+				t.Errorf("%d live rows after the deletion, want 0", n)
+			}
+			if synced, _ := u.obs.report(); strings.Join(synced, ",") != "changed,changed,deleted" {
+				t.Errorf("observer: synced %v, want [changed changed deleted]", synced)
+			}
+		})
 	}
 }
