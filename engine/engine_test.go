@@ -518,3 +518,51 @@ func countUsers(t *testing.T, pool *pgxpool.Pool) (live, deleted int64) {
 	}
 	return live, deleted
 }
+
+// TestCloseJoinsBackgroundWork: Close returns only once the background work
+// that Start began has ended, including the last flush of the status record,
+// so nothing it holds is lost and nothing still runs when the app closes
+// its pool. A webhook accepted just before Close is in provider_status when
+// Close returns (the timed flush, every second, has not come yet).
+func TestCloseJoinsBackgroundWork(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t), 4)
+	fake := stackfake.New(stackfake.Options{Seed: 5})
+	t.Cleanup(fake.Close)
+	e, err := engine.New(ctx, pool, engine.Config{Providers: []engine.Provider{{Client: stackClient(fake)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rc := &river.Config{Schema: engine.DefaultInternalSchema}
+	e.ConfigureRiverInserts(rc)
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hooks, err := e.WebhookHandler(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, header := fake.Webhook(provider.EventUserChanged, fake.CreateUser())
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/stackauth", bytes.NewReader(body))
+	req.Header = header
+	req.SetPathValue("provider", "stackauth")
+	rec := httptest.NewRecorder()
+	hooks.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("webhook answered %d: %s", rec.Code, rec.Body)
+	}
+	e.Close()
+	var last *time.Time
+	err = pool.QueryRow(ctx, `SELECT last_webhook_at FROM usersync.provider_status WHERE provider = 'stackauth'`).Scan(&last)
+	if err != nil || last == nil {
+		t.Errorf("after Close, provider_status.last_webhook_at = %v (err %v): the last flush had not run", last, err)
+	}
+}
