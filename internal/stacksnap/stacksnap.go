@@ -26,29 +26,23 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/usersync/usersync/internal/refdata"
 )
 
-// Dir returns the folder of the provider-written fixtures of provider (for
-// example "stackauth"): shared/reference/real-fixtures/<provider>, found in
-// the working directory or the nearest parent that has it. It returns an
-// error saying what it looked for when there is none.
+// Dir returns the folder of provider's own published payloads (for example
+// "stackauth"), under the reference folder refdata.Dir finds, or an error
+// saying what is missing.
 func Dir(provider string) (string, error) {
-	wd, err := os.Getwd()
+	ref, err := refdata.Dir()
 	if err != nil {
 		return "", err
 	}
-	rel := filepath.Join("shared", "reference", "real-fixtures", provider)
-	for d := wd; ; {
-		p := filepath.Join(d, rel)
-		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			return p, nil
-		}
-		up := filepath.Dir(d)
-		if up == d {
-			return "", fmt.Errorf("no %s folder in %s or any parent", rel, wd)
-		}
-		d = up
+	p := filepath.Join(ref, "real-fixtures", provider)
+	if st, err := os.Stat(p); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("no payloads of %s in the reference folder", provider)
 	}
+	return p, nil
 }
 
 // Response is a snapshot of an HTTP response.

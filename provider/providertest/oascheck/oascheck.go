@@ -30,31 +30,20 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/usersync/usersync/internal/refdata"
 )
 
-// ReferenceDir returns the provider reference folder ("shared/reference"),
-// found by walking up from the working directory: the repository is checked
-// out next to a "shared" folder that holds the providers' published documents
-// and payloads, which are not ours to commit. It skips the test, saying why,
-// when no such folder exists.
+// ReferenceDir returns the folder of the providers' published documents and
+// payloads (see package refdata), or skips the test, saying why, when it is
+// absent.
 func ReferenceDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := refdata.Dir()
 	if err != nil {
-		t.Skipf("provider reference folder: cannot read the working directory: %v", err)
+		t.Skipf("%v: this test checks usersync against them and cannot run here", err)
 	}
-	for {
-		cand := filepath.Join(dir, "shared", "reference")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no shared/reference folder above the working directory: the providers' own OpenAPI documents " +
-				"and payloads live there (beside the repository), so this test cannot run here")
-		}
-		dir = parent
-	}
+	return dir
 }
 
 // Doc is a loaded OpenAPI document.
