@@ -72,12 +72,22 @@ type Page struct {
 type EventKind int
 
 const (
-	// EventIgnored is an event that is not about a user (team.created, ...).
+	// EventIgnored is an event usersync does not act on (session.created,
+	// team_permission.created, ...).
 	EventIgnored EventKind = iota
 	// EventUserChanged is a user created or updated.
 	EventUserChanged
 	// EventUserDeleted is a user deleted.
 	EventUserDeleted
+	// EventOrganizationChanged is an organization created or updated
+	// (Event.OrganizationID names it).
+	EventOrganizationChanged
+	// EventOrganizationDeleted is an organization deleted.
+	EventOrganizationDeleted
+	// EventMembershipChanged is a membership created, updated or deleted
+	// (Event.OrganizationID and Event.UserID name it): the organization's
+	// memberships are read again, whatever the event says.
+	EventMembershipChanged
 )
 
 // Event is a verified, parsed webhook delivery.
@@ -85,8 +95,18 @@ type Event struct {
 	// Type is the provider's event type, e.g. "user.updated".
 	Type string
 	Kind EventKind
-	// UserID is set for user events and has passed [ValidateUserID].
+	// UserID is set for user and membership events and has passed
+	// [ValidateUserID].
 	UserID string
+	// OrganizationID is set for organization and membership events and has
+	// passed [ValidateUserID]'s rules (and the provider's id format).
+	OrganizationID string
+}
+
+// IsOrganization reports whether the event is about organizations or
+// memberships (and so is ignored unless USERSYNC_ORGANIZATIONS=on).
+func (k EventKind) IsOrganization() bool {
+	return k == EventOrganizationChanged || k == EventOrganizationDeleted || k == EventMembershipChanged
 }
 
 // Classified errors. Provider implementations wrap these so callers can act

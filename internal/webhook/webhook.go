@@ -147,7 +147,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	evType := eventTypeLabel(ev.Type)
-	if ev.Kind == provider.EventIgnored {
+	// Organization events are acknowledged and ignored until organizations
+	// are synced (docs/data-model.md, "Organizations").
+	if ev.Kind == provider.EventIgnored || ev.Kind.IsOrganization() {
 		h.obs().Webhook(name, evType, "ignored")
 		writeJSON(w, http.StatusOK, "")
 		return

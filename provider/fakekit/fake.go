@@ -81,3 +81,52 @@ type HiddenUsersFake interface {
 	// endpoint leaves out by default, and returns their ids.
 	CreateHiddenUsers() []string
 }
+
+// OrganizationsFake is a [Fake] that also imitates the provider's
+// organizations (Stack Auth teams) and memberships: REST endpoints and
+// webhooks, faithful to the real ones (docs/providers.md). Memberships name
+// users of the same fake.
+type OrganizationsFake interface {
+	Fake
+	// Organizations returns the client's organization reader (the same
+	// client as Provider, which implements provider.Organizations).
+	Organizations() provider.Organizations
+
+	// CreateOrganization adds an organization with generated, realistic data
+	// and returns its id. When creatorID is not "", that user becomes its
+	// first member as the provider does it (Stack Auth: silently, with no
+	// membership webhook; Clerk and WorkOS: the admin role).
+	CreateOrganization(creatorID string) string
+	// UpdateOrganization renames the organization (and bumps its update
+	// time); where memberships embed the organization, they change too.
+	UpdateOrganization(id string) bool
+	// DeleteOrganization removes the organization and, as the provider does,
+	// all its memberships (without membership events).
+	DeleteOrganization(id string) bool
+	// AddMember makes the user a member (role "" = the provider's default
+	// member role; ignored by Stack Auth); false if either does not exist or
+	// the membership exists.
+	AddMember(orgID, userID, role string) bool
+	// UpdateMember changes a membership (its role; Stack Auth, which has no
+	// roles, changes nothing and returns true if the membership exists).
+	UpdateMember(orgID, userID, role string) bool
+	// RemoveMember ends a membership; false if there was none.
+	RemoveMember(orgID, userID string) bool
+	// SeedOrganizations creates n organizations, each with members drawn from
+	// the existing users (up to perOrg), quickly, and returns their ids.
+	SeedOrganizations(n, perOrg int) []string
+	// OrganizationsSnapshot returns every live organization's object exactly
+	// as the get-organization endpoint returns it, by id.
+	OrganizationsSnapshot() map[string]json.RawMessage
+	// MembershipsSnapshot returns every membership's object as the
+	// organization's membership list returns it, by "<organization_id>:<user_id>".
+	MembershipsSnapshot() map[string]json.RawMessage
+
+	// OrganizationWebhook builds a signed delivery of an organization event
+	// (EventOrganizationChanged or EventOrganizationDeleted) for the
+	// organization's current state, as the provider would send it now.
+	OrganizationWebhook(kind provider.EventKind, orgID string) (body []byte, header http.Header)
+	// MembershipWebhook builds a signed delivery of a membership event; deleted
+	// says it is the membership's deletion (the membership may be gone).
+	MembershipWebhook(orgID, userID string, deleted bool) (body []byte, header http.Header)
+}
