@@ -247,12 +247,12 @@ func listAllMemberships(t *testing.T, c provider.Organizations, orgID string) ([
 }
 
 type membershipView struct {
-	Object           string          `json:"object"`
-	ID               string          `json:"id"`
-	UserID           string          `json:"user_id"`
-	OrganizationID   string          `json:"organization_id"`
-	Status           string          `json:"status"`
-	OrganizationName *string         `json:"organization_name"`
+	Object           string  `json:"object"`
+	ID               string  `json:"id"`
+	UserID           string  `json:"user_id"`
+	OrganizationID   string  `json:"organization_id"`
+	Status           string  `json:"status"`
+	OrganizationName *string `json:"organization_name"`
 	Role             struct{ Slug string }
 	User             json.RawMessage `json:"user"`
 }
