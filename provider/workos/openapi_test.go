@@ -51,10 +51,12 @@ func errorResponse(doc *oascheck.Doc, t *testing.T, opID string) *openapi3.Respo
 	}[opID])
 }
 
-// TestContractOpenAPI runs the provider contract suite with every request the
-// client sends and every answer the fake gives validated against WorkOS's own
-// OpenAPI document: paths, query parameters (and no undeclared ones), bearer
-// security, and the UserlandUser / UserlandUserList / error schemas.
+// TestContractOpenAPI runs the provider contract suites (users, and
+// organizations) with every request the client sends and every answer the
+// fake gives validated against WorkOS's own OpenAPI document: paths, query
+// parameters (and no undeclared ones), bearer security, and the UserlandUser
+// / UserlandUserList / Organization / OrganizationList /
+// UserlandUserOrganizationMembershipList / error schemas.
 func TestContractOpenAPI(t *testing.T) {
 	doc := workosSpec(t)
 	cov := &oascheck.Coverage{}
@@ -70,13 +72,28 @@ func TestContractOpenAPI(t *testing.T) {
 			return f
 		})
 	})
+	t.Run("organizations", func(t *testing.T) {
+		providertest.RunOrganizations(t, func(t *testing.T) fakekit.OrganizationsFake {
+			var chk *oascheck.Checker
+			f := workosfake.New(workosfake.Options{
+				PageSize:      50,
+				WrapTransport: func(rt http.RoundTripper) http.RoundTripper { return chk.Transport(rt) },
+			})
+			chk = oascheck.New(t, doc, f.URL(), oascheck.Options{Undeclared: undeclared}, cov)
+			return f
+		})
+	})
 	const get, list = "UserlandUsersController_get[0]", "UserlandUsersController_list[0]"
+	const oget, olist, mlist = "OrganizationsController_find", "OrganizationsController_list", "UserlandUserOrganizationMembershipsController_list"
 	for _, want := range []struct {
 		op     string
 		status int
 	}{
 		{get, 200}, {get, 404}, {get, 401}, {get, 429}, {get, 503},
 		{list, 200}, {list, 401}, {list, 429},
+		{oget, 200}, {oget, 404}, {oget, 401}, {oget, 429}, {oget, 503},
+		{olist, 200}, {olist, 401}, {olist, 429}, {olist, 503},
+		{mlist, 200}, {mlist, 404}, {mlist, 401}, {mlist, 429}, {mlist, 503},
 	} {
 		if cov.Count(want.op, want.status) == 0 {
 			t.Errorf("no %s answer %d was validated (validated: %s)", want.op, want.status, cov)
