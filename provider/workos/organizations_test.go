@@ -476,10 +476,9 @@ func TestOrganizationWebhooks(t *testing.T) {
 		return ev
 	}
 	type want struct {
-		typ        string
-		kind       provider.EventKind
-		org, user  string
-		hasUserKey bool
+		typ       string
+		kind      provider.EventKind
+		org, user string
 	}
 	check := func(label string, ev provider.Event, body []byte, w want) {
 		t.Helper()
