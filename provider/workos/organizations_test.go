@@ -704,3 +704,66 @@ func newStaticServer(t *testing.T, status int, body *string) *httptest.Server {
 	t.Cleanup(srv.Close)
 	return srv
 }
+
+// TestOrganizationHostileAnswers: answers too large to be an organization
+// or a page, redirects, and error bodies that echo the API key.
+func TestOrganizationHostileAnswers(t *testing.T) {
+	const key = "sk_test_organizationsecretkey0123"
+	const id = "org_01EHWNCE74X7JSDV0X3SZ3KJNY"
+	var status int
+	var body string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status/100 == 3 {
+			w.Header().Set("Location", "https://elsewhere.example/")
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	c, err := workos.New(workos.Config{APIKey: key, APIURL: srv.URL, HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"fetch":       func() error { _, err := c.FetchOrganization(ctx, id); return err },
+		"list":        func() error { _, err := c.ListOrganizations(ctx, ""); return err },
+		"memberships": func() error { _, err := c.ListMemberships(ctx, id, ""); return err },
+	}
+	status, body = 200, `{"id":"`+id+`","name":"`+strings.Repeat("x", provider.MaxUserResponseBytes)+`"}`
+	if err := calls["fetch"](); !errors.Is(err, provider.ErrResponseTooLarge) {
+		t.Errorf("oversized organization: %v", err)
+	}
+	status, body = 302, ""
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, provider.ErrRedirect) {
+			t.Errorf("%s, redirect: %v", name, err)
+		}
+	}
+	for _, st := range []int{401, 404, 500} {
+		status, body = st, `{"message":"bad key `+key+`","code":"entity_not_found_`+key+`"}`
+		for name, call := range calls {
+			if err := call(); err == nil || strings.Contains(err.Error(), key) || strings.Contains(err.Error(), key[8:]) {
+				t.Errorf("%s, %d: %v", name, st, err)
+			}
+		}
+	}
+	status, body = 200, `{"object":"list","data":[{"id":""}],"list_metadata":{"before":null,"after":null}}`
+	if err := calls["list"](); err == nil {
+		t.Error("an organization without id accepted")
+	}
+	status, body = 200, `{"object":"list","data":[{"user_id":"user_01EHWNCE74X7JSDV0X3SZ3KJNY","organization_id":"`+id+`\u0000"}],"list_metadata":{"before":null,"after":null}}`
+	if err := calls["memberships"](); err == nil {
+		t.Error("a membership with a NUL in its organization id accepted")
+	}
+	status, body = 200, `{"object":"list","data":[{"organization_id":"`+id+`"}],"list_metadata":{"before":null,"after":null}}`
+	if err := calls["memberships"](); err == nil {
+		t.Error("a membership without user_id accepted")
+	}
+	status, body = 200, `not json`
+	for name, call := range calls {
+		if err := call(); err == nil {
+			t.Errorf("%s: non-JSON 200 accepted", name)
+		}
+	}
+}
