@@ -184,3 +184,56 @@ func TestFakeOrganizationShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestFakePutOrganization serves WorkOS's own organization object as is,
+// with its memberships naming it, and its events without the API-only key.
+func TestFakePutOrganization(t *testing.T) {
+	dir := filepath.Join(oascheck.ReferenceDir(t), "real-fixtures", "workos")
+	if _, err := os.Stat(filepath.Join(dir, "organizations")); err != nil {
+		t.Skipf("WorkOS's own organization payloads are not here (%v)", err)
+	}
+	orgRaw, err := os.ReadFile(filepath.Join(dir, "organizations", "go-testdata_organization.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	userRaw, err := os.ReadFile(filepath.Join(dir, "go-testdata_user.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := workosfake.New(workosfake.Options{})
+	defer f.Close()
+	org, err := f.PutOrganization(orgRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := f.PutUser(userRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.PutOrganization([]byte(`{"id":"user_01EHWNCE74X7JSDV0X3SZ3KJNY"}`)); err == nil {
+		t.Error("PutOrganization accepted a user id")
+	}
+	c := f.Organizations()
+	o, err := c.FetchOrganization(t.Context(), org)
+	if err != nil || string(o.Raw) != strings.TrimSpace(string(orgRaw)) || *o.Name != "Acme Inc." {
+		t.Fatalf("fetched %s, %v", o.Raw, err)
+	}
+	if !f.AddMember(org, user, "") {
+		t.Fatal("AddMember")
+	}
+	page, err := c.ListMemberships(t.Context(), org, "")
+	if err != nil || len(page.Memberships) != 1 || !strings.Contains(string(page.Memberships[0].Raw), `"organization_name":"Acme Inc."`) {
+		t.Fatalf("memberships: %+v %v", page, err)
+	}
+	b, _ := f.OrganizationWebhook(provider.EventOrganizationChanged, org)
+	if strings.Contains(string(b), "allow_profiles_outside_organization") || !strings.Contains(string(b), `"organization.created"`) {
+		t.Errorf("event: %s", b)
+	}
+	if !f.SetOrganizationFields(org, map[string]any{"name": "Acme Two"}) {
+		t.Fatal("SetOrganizationFields")
+	}
+	if o, err := c.FetchOrganization(t.Context(), org); err != nil || *o.Name != "Acme Two" || !strings.Contains(string(o.Raw), "stripe_customer_id") ||
+		!o.UpdatedAt.After(*o.CreatedAt) {
+		t.Errorf("after SetOrganizationFields: %s %v", o.Raw, err)
+	}
+}
