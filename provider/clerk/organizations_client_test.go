@@ -15,6 +15,7 @@ import (
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/clerk"
 	"github.com/usersync/usersync/provider/clerk/clerkfake"
+	"github.com/usersync/usersync/provider/providertest"
 	"github.com/usersync/usersync/provider/providertest/oascheck"
 )
 
@@ -259,4 +260,26 @@ func TestFakeOrganizationLists(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestHostileServersOrganizations: the organization calls against servers
+// that are not Clerk's API or misbehave (as TestHostileServers for users).
+func TestHostileServersOrganizations(t *testing.T) {
+	providertest.RunHostileOrganizations(t, providertest.HostileOrganizations{
+		New: func(t *testing.T, root, key string) provider.Organizations {
+			c, err := clerk.New(clerk.Config{SecretKey: key, APIURL: root + "/v1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		},
+		Key:            "sk_test_hostile0test0secret0key0value",
+		OrganizationID: "org_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
+		NotFound: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"errors":[{"message":"not found","long_message":"Resource not found","code":"resource_not_found"}],"clerk_trace_id":"abc123"}`))
+		},
+		EnvVar: "CLERK_API_URL",
+	})
 }
