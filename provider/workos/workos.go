@@ -41,7 +41,8 @@ type Config struct {
 	// HTTPClient is the HTTP client to use (it is copied, and its timeout
 	// kept below 20 s). Default: a client with DefaultTimeout.
 	HTTPClient *http.Client
-	// PageSize is the number of users per list page, 1..100; default 100.
+	// PageSize is the number of users, organizations or memberships per list
+	// page, 1..100; default 100.
 	PageSize int
 	// Redactor scrubs credentials from error text (every credential of the
 	// process, when the caller has several); the client adds its own keys.
