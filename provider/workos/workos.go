@@ -1,5 +1,6 @@
-// Package workos is usersync's client for WorkOS User Management: a small
-// REST client (no SDK) and the WorkOS-Signature webhook verifier.
+// Package workos is usersync's client for WorkOS User Management (users,
+// organizations and AuthKit organization memberships): a small REST client
+// (no SDK) and the WorkOS-Signature webhook verifier.
 package workos
 
 import (
