@@ -385,3 +385,74 @@ func TestOrganizationWebhookBadPayloads(t *testing.T) {
 		t.Errorf("membership event: %+v, %v", ev, err)
 	}
 }
+
+// TestFakeOrganizationsConcurrent changes organizations, memberships and
+// users from several goroutines while the API is read (run with -race):
+// the fake stays consistent (every membership names a live organization and
+// a live user).
+func TestFakeOrganizationsConcurrent(t *testing.T) {
+	f := clerkfake.New(clerkfake.Options{PageSize: 20})
+	defer f.Close()
+	users := f.Seed(40)
+	orgs := f.SeedOrganizations(30, 5)
+	o := f.Organizations()
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	for g := 0; g < 3; g++ {
+		go func(g int) {
+			defer func() { errs <- nil }()
+			for i := 0; i < 60; i++ {
+				org, u := orgs[(i*7+g)%len(orgs)], users[(i*11+g)%len(users)]
+				switch i % 6 {
+				case 0:
+					f.AddMember(org, u, "")
+				case 1:
+					f.UpdateOrganization(org)
+				case 2:
+					f.UpdateMember(org, u, "org:admin")
+				case 3:
+					f.RemoveMember(org, u)
+				case 4:
+					f.CreateOrganization(users[(i+g)%len(users)])
+				case 5:
+					if i%30 == 5 {
+						f.DeleteUser(u)
+						f.DeleteOrganization(org)
+					}
+					f.MembershipWebhook(org, u, true)
+				}
+			}
+		}(g)
+	}
+	go func() {
+		defer close(done)
+		for i := 0; i < 20; i++ {
+			if _, err := o.ListMemberships(context.Background(), orgs[i%len(orgs)], ""); err != nil && !errors.Is(err, provider.ErrOrganizationNotFound) {
+				errs <- err
+				return
+			}
+			if _, err := o.ListOrganizations(context.Background(), ""); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for g := 0; g < 3; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	live, liveUsers := f.OrganizationsSnapshot(), f.Snapshot()
+	for k := range f.MembershipsSnapshot() {
+		org, user, _ := strings.Cut(k, ":")
+		if live[org] == nil || liveUsers[user] == nil {
+			t.Errorf("membership %s names a deleted organization or user", k)
+		}
+	}
+}
