@@ -23,11 +23,12 @@ import (
 // caller keeps its own context and gets its own result or error, so each
 // River job stays independent.
 //
-//   - No artificial delay. A sender starts as soon as an id is queued and a
-//     sending slot is free; a lone FetchUser is sent at once, alone, as the
-//     single-user GET /users/{id} it always was. Ids queue up only while
-//     every slot is busy, and the next free slot sends all of them (up to
-//     MaxBatch) in one request.
+//   - No artificial delay. When a sending slot is free, FetchUser takes it
+//     and sends its id at once, alone, from its own goroutine and under its
+//     own context: the single-user GET /users/{id} it always was. Ids queue
+//     up only while every slot is busy; the slot that frees up first then
+//     sends all of them (up to MaxBatch) in one request, from a sender
+//     goroutine.
 //   - At most batchesInFlight requests at a time per Client. Few slots is
 //     what makes batches: when the request budget makes requests wait
 //     before they are sent (the rate limiter in front of the transport), a
@@ -49,11 +50,12 @@ import (
 //     waiting on it with that error.
 //   - A caller whose context ends returns at once with the context's error;
 //     the request goes on for the others, and is cancelled only when no
-//     caller is left waiting for any of its ids. Requests run under their
-//     own context (the HTTP client's timeout bounds them).
-//   - Senders are goroutines that exist only while there is work: when the
-//     queue is empty a sender ends, so an idle Client holds no goroutine
-//     and needs no Close.
+//     caller is left waiting for any of its ids. A sender goroutine's
+//     requests run under a context of their own (the HTTP client's timeout
+//     bounds them).
+//   - Sender goroutines exist only while there is work: when the queue is
+//     empty a sender ends, so an idle Client holds no goroutine and needs no
+//     Close.
 
 // MaxBatch is the most user ids one batched lookup carries: Clerk's list
 // endpoint accepts up to 100 user_id values.
@@ -119,7 +121,16 @@ func (l *loader) load(ctx context.Context, id string) (provider.User, error) {
 	if err := ctx.Err(); err != nil {
 		return provider.User{}, fmt.Errorf("clerk: fetch user %s: %w", id, err)
 	}
-	c := l.enqueue(id)
+	c, b := l.enqueue(id)
+	if b != nil {
+		// A slot was free, so the queue held only this id: the caller
+		// sends it itself, alone, under its own context (nobody can join a
+		// sent lookup), as FetchUser did before batching; then the slot
+		// goes to whatever queued meanwhile.
+		u, err := l.one(ctx, id)
+		l.next(b)
+		return u, err
+	}
 	select {
 	case <-c.done:
 	case <-ctx.Done():
@@ -139,10 +150,11 @@ func (l *loader) load(ctx context.Context, id string) (provider.User, error) {
 	return cloneUser(c.user), nil
 }
 
-// enqueue queues id (or joins its queued call) and starts a sender if a
-// slot is free. Invariant: the queue holds live calls only while every slot
-// is busy.
-func (l *loader) enqueue(id string) *call {
+// enqueue queues id (or joins its queued call). If a slot is free it takes
+// the slot and returns the batch the caller is to send: by the invariant
+// below, just this call. Invariant: the queue holds live calls only while
+// every slot is busy.
+func (l *loader) enqueue(id string) (*call, *batch) {
 	l.mu.Lock()
 	c := l.pending[id]
 	if c == nil {
@@ -159,10 +171,11 @@ func (l *loader) enqueue(id string) *call {
 		}
 	}
 	l.mu.Unlock()
-	if b != nil {
-		go l.run(b)
+	if b != nil && (len(b.calls) != 1 || b.calls[0] != c) {
+		go l.run(b) // not reached while the invariant holds
+		b = nil
 	}
-	return c
+	return c, b
 }
 
 // leave is called by a caller that stops waiting for c.
@@ -220,13 +233,28 @@ func (l *loader) takeLocked() *batch {
 func (l *loader) run(b *batch) {
 	for b != nil {
 		l.send(b)
-		b.cancel()
-		l.mu.Lock()
-		b = l.takeLocked()
-		if b == nil {
-			l.inFlight--
-		}
-		l.mu.Unlock()
+		b = l.take(b)
+	}
+}
+
+// take ends done, whose slot then sends the next batch: it returns that
+// batch, or nil (and frees the slot) when nothing is queued.
+func (l *loader) take(done *batch) *batch {
+	done.cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.takeLocked()
+	if b == nil {
+		l.inFlight--
+	}
+	return b
+}
+
+// next ends a batch its caller sent, handing the slot to a sender
+// goroutine if ids queued meanwhile.
+func (l *loader) next(done *batch) {
+	if b := l.take(done); b != nil {
+		go l.run(b)
 	}
 }
 
