@@ -38,7 +38,7 @@ import (
 //     let a lone lookup go out while a large batch is still on the wire.
 //   - A caller joins only an id still queued, never a request already sent:
 //     an answer to a request sent before the caller asked could predate the
-//     event the caller is syncing (docs/guarantees.md, no stale overwrite).
+//     event the caller is syncing (docs/guarantees.md §3, no stale overwrite).
 //     Callers of the same queued id share one lookup.
 //   - A user in the answer is derived exactly as FetchUser derives it. An id
 //     absent from the answer is never taken as deleted: its caller confirms
