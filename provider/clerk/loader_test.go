@@ -543,6 +543,10 @@ func TestLoaderAbsentIsNotDeletion(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`[` + userJSON(other) + `]`)) // none of the ids asked for
 		},
+		"listed twice": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`[` + userJSON(found) + `,` + userJSON(found) + `]`)) // ambiguous: looked up alone
+		},
 		"list 404": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
 			w.WriteHeader(http.StatusNotFound)
@@ -636,5 +640,39 @@ func TestLoaderNoLeak(t *testing.T) {
 	}
 	if n := f.Requests(); n >= 3*int64(len(ids)) {
 		t.Errorf("%d requests for 3×%d lookups: nothing was batched", n, len(ids))
+	}
+}
+
+// TestLoaderSizeCap: a user in a batched answer larger than a single-user
+// answer may be is not taken from the list; its lone lookup fails as it
+// always did (ErrResponseTooLarge), and the other users of the batch are
+// served.
+func TestLoaderSizeCap(t *testing.T) {
+	f, c, g := gatedFake(t)
+	ids := f.Seed(4)
+	raw, _ := f.User(ids[3])
+	big := append(bytes.TrimSuffix(raw, []byte("}")), []byte(`,"padding":"`+strings.Repeat("x", provider.MaxUserResponseBytes)+`"}`)...)
+	if _, err := f.PutUser(big); err != nil {
+		t.Fatal(err)
+	}
+	waitFirst, _ := occupySlots(t, c, g, [2]string{ids[0], ids[1]})
+	wait := fetchAll(context.Background(), c, ids[2:4])
+	waitFor(t, "two ids to queue", func() bool { return clerk.LoaderQueued(c) == 2 })
+	g.open()
+	waitFirst()
+	res := wait()
+	if res[0].err != nil {
+		t.Errorf("the other user of the batch: %v", res[0].err)
+	}
+	if !errors.Is(res[1].err, provider.ErrResponseTooLarge) {
+		t.Errorf("oversized user: %v, want ErrResponseTooLarge", res[1].err)
+	}
+	if _, err := clerk.FetchOne(context.Background(), c, ids[3]); !errors.Is(err, provider.ErrResponseTooLarge) {
+		t.Errorf("oversized user alone: %v, want ErrResponseTooLarge", err)
+	}
+	// Two lone lookups, one batch, one lone lookup of the oversized user,
+	// and the FetchOne above.
+	if n := f.Requests(); n != 5 {
+		t.Errorf("the fake saw %d requests, want 5", n)
 	}
 }
