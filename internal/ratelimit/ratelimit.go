@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/provider"
 )
 
 // Tuning of every budget.
@@ -120,8 +121,9 @@ func (b *Budget) Limit() float64 { return b.budget.Limit }
 
 // Wait returns when a request may go: at once when this process holds a
 // slot that is due, else at the time of the next slot it holds or reserves.
-// It returns ctx's error if ctx ends first, and an error if the budget
-// cannot be read (the request must then not go).
+// It returns ctx's error if ctx ends first, a *provider.RateLimitedError
+// saying how long to wait when the slot comes after ctx's deadline, and an
+// error if the budget cannot be read (the request must then not go).
 func (b *Budget) Wait(ctx context.Context) error {
 	start := time.Now()
 	for {
@@ -135,6 +137,13 @@ func (b *Budget) Wait(ctx context.Context) error {
 			b.slots = b.slots[1:]
 			b.mu.Unlock()
 			if d := s.at.Sub(now); d > 0 {
+				if dl, ok := ctx.Deadline(); ok && s.at.After(dl) {
+					// The request could not even start before its deadline:
+					// say when it could, as the provider would have (the job
+					// then waits without spending an attempt).
+					b.giveBack(s)
+					return &provider.RateLimitedError{RetryAfter: d}
+				}
 				t := time.NewTimer(d)
 				select {
 				case <-t.C:

@@ -17,6 +17,7 @@ import (
 	"github.com/usersync/usersync/internal/pgtest"
 	"github.com/usersync/usersync/internal/ratelimit"
 	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/fakekit"
 )
 
@@ -259,6 +260,34 @@ func TestWaitRespectsContext(t *testing.T) {
 	}
 	if p.obs.granted != 1 {
 		t.Errorf("granted %d, want 1", p.obs.granted)
+	}
+}
+
+// TestWaitBeyondDeadlineIsRateLimited: a request whose slot comes after
+// its deadline is not sent and fails at once with a
+// *provider.RateLimitedError (through http.Client's error) saying how long
+// until the slot, so that its job waits without spending an attempt.
+func TestWaitBeyondDeadlineIsRateLimited(t *testing.T) {
+	t.Parallel()
+	url := migrated(t)
+	p := newProcess(t, url, "clerk", 0.2) // a slot every 5 s, burst 1
+	if err := p.budget.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv, _, served := limitedServer(t, 1000, 1000)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	_, err := p.client.Do(req)
+	var rl *provider.RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter <= 2*time.Second || rl.RetryAfter > 5*time.Second {
+		t.Fatalf("request whose slot is after its deadline: %v, want a RateLimitedError of 2 to 5 s", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the request waited until its deadline instead of failing at once")
+	}
+	if served.Load() != 0 {
+		t.Errorf("the provider got %d requests, want none", served.Load())
 	}
 }
 
