@@ -148,7 +148,7 @@ func TestBudgetSharedAcrossProcesses(t *testing.T) {
 	const limit, n = 50, 150
 	url := migrated(t)
 
-	srv, lim, served := limitedServer(t, limit, limit/2)
+	srv, lim, _ := limitedServer(t, limit, limit/2)
 	if failed := hammer(t, srv.URL, n, 8, http.DefaultClient, http.DefaultClient); failed != 0 {
 		t.Fatalf("%d requests failed", failed)
 	}
@@ -156,7 +156,7 @@ func TestBudgetSharedAcrossProcesses(t *testing.T) {
 		t.Fatalf("without a budget, none of %d requests was answered 429: the check below proves nothing", n)
 	}
 
-	srv, lim, served = limitedServer(t, limit, limit/2)
+	srv, lim, served := limitedServer(t, limit, limit/2)
 	a, b := newProcess(t, url, "clerk", limit), newProcess(t, url, "clerk", limit)
 	if failed := hammer(t, srv.URL, n, 8, a.client, b.client); failed != 0 {
 		t.Fatalf("%d requests failed", failed)
