@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,7 +24,9 @@ const (
 	// 20; beyond it, 429 with Retry-After.
 	burstFakeLimit = 100
 	burstFakeBurst = 20
-	// burstBudget is usersync's *_RATE_LIMIT: at the fake's limit.
+	// burstBudget is usersync's *_RATE_LIMIT: at the fake's limit
+	// (USERSYNC_BENCH_BURST_BUDGET overrides it, e.g. 200 to see how a
+	// budget above the provider's limit is slowed down by its 429s).
 	burstBudget = "100"
 )
 
@@ -47,7 +50,11 @@ func BenchmarkBurstRateLimited(b *testing.B) {
 }
 
 func benchBurst(b *testing.B, prov string, procs int) {
-	s := NewSystem(b, prov, map[string]string{rateLimitVar[prov]: burstBudget, "USERSYNC_DB_MAX_CONNS": "10"})
+	budget := burstBudget
+	if v := os.Getenv("USERSYNC_BENCH_BURST_BUDGET"); v != "" {
+		budget = v
+	}
+	s := NewSystem(b, prov, map[string]string{rateLimitVar[prov]: budget, "USERSYNC_DB_MAX_CONNS": "10"})
 	sv := s.Serve(map[string]string{"USERSYNC_WORKERS": "0"})
 	for range procs {
 		w := s.Start(nil, "worker")
