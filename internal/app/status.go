@@ -128,8 +128,8 @@ func printRateLimit(w io.Writer, pr *ProviderReport) {
 		fmt.Fprintf(w, "  request budget:           no request yet\n")
 		return
 	}
-	fmt.Fprintf(w, "  request budget:           %s/s limit, %s/s now; %d requests in the last minute (%.1f/s), %d this minute\n",
-		trimFloat(rl.Limit), trimFloat(rl.Effective), rl.LastMinute, float64(rl.LastMinute)/60, rl.CurrentMinute)
+	fmt.Fprintf(w, "  request budget:           %s/s limit, %s/s now; requests granted: %d this minute, %d the minute before (%.1f/s)\n",
+		trimFloat(rl.Limit), trimFloat(rl.Effective), rl.CurrentMinute, rl.LastMinute, float64(rl.LastMinute)/60)
 	if rl.Backlog > 0 {
 		fmt.Fprintf(w, "                            reserved %s ahead\n", rl.Backlog.Round(time.Millisecond))
 	}
