@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/usersync/usersync/internal/config"
 	"github.com/usersync/usersync/provider"
 )
 
@@ -54,7 +56,11 @@ func benchBurst(b *testing.B, prov string, procs int) {
 	if v := os.Getenv("USERSYNC_BENCH_BURST_BUDGET"); v != "" {
 		budget = v
 	}
-	s := NewSystem(b, prov, map[string]string{rateLimitVar[prov]: budget, "USERSYNC_DB_MAX_CONNS": "10"})
+	// The product's defaults for workers (sized for the machine) and
+	// connections, not the test harness's smaller ones: how many syncs run
+	// at once decides how many lookups can share a request.
+	s := NewSystem(b, prov, map[string]string{rateLimitVar[prov]: budget,
+		"USERSYNC_WORKERS": strconv.Itoa(config.DefaultWorkers()), "USERSYNC_DB_MAX_CONNS": "20"})
 	sv := s.Serve(map[string]string{"USERSYNC_WORKERS": "0"})
 	for range procs {
 		w := s.Start(nil, "worker")
