@@ -19,16 +19,18 @@ import (
 
 // TestRateLimitSharedByEngines: two engines on one database (two
 // processes), whose Clerk clients send through their Metrics' transports,
-// share one request budget: 120 lookups made as fast as 16 goroutines can
-// between them, at a budget equal to the fake's own rate limit, get no 429.
-// Each engine's /metrics shows the budget's series.
+// share one request budget: 120 list-page reads (requests the client does
+// not coalesce, unlike lookups) made as fast as 16 goroutines can between
+// them, at a budget equal to the fake's own rate limit, get no 429. Each
+// engine's /metrics shows the budget's series, and the requests granted are
+// the requests the fake got.
 func TestRateLimitSharedByEngines(t *testing.T) {
 	t.Parallel()
 	const limit, n = 40, 120
 	url := pgtest.NewDatabase(t)
 	fake := clerkfake.New(clerkfake.Options{})
 	t.Cleanup(fake.Close)
-	ids := fake.Seed(3)
+	fake.Seed(3)
 	fake.SetRateLimit(limit, limit/2)
 
 	type proc struct {
@@ -64,17 +66,18 @@ func TestRateLimitSharedByEngines(t *testing.T) {
 		for range 8 {
 			wg.Go(func() {
 				for i := next.Add(1); i <= n; i = next.Add(1) {
-					if _, err := p.client.FetchUser(t.Context(), ids[i%3]); err != nil {
+					if _, err := p.client.ListUsers(t.Context(), ""); err != nil {
 						failed.Add(1)
-						t.Errorf("FetchUser: %v", err)
+						t.Errorf("ListUsers: %v", err)
 					}
 				}
 			})
 		}
 	}
 	wg.Wait()
-	if got := fake.Requests() - before; got != n {
-		t.Errorf("the fake got %d requests, want %d", got, n)
+	sent := fake.Requests() - before
+	if sent < n {
+		t.Errorf("the fake got %d requests, want at least %d", sent, n)
 	}
 	if fake.RateLimited() != 0 || failed.Load() != 0 {
 		t.Errorf("%d requests answered 429, %d failed, want none", fake.RateLimited(), failed.Load())
@@ -91,8 +94,8 @@ func TestRateLimitSharedByEngines(t *testing.T) {
 		}
 		granted += metricValue(t, text, `usersync_provider_rate_limit_granted_total{provider="clerk"}`)
 	}
-	if granted != n {
-		t.Errorf("usersync_provider_rate_limit_granted_total sums to %v over both engines, want %d", granted, n)
+	if granted != float64(sent) {
+		t.Errorf("usersync_provider_rate_limit_granted_total sums to %v over both engines, want the %d requests the fake got", granted, sent)
 	}
 
 	st, err := procs[0].e.Status(t.Context())
@@ -100,8 +103,8 @@ func TestRateLimitSharedByEngines(t *testing.T) {
 		t.Fatal(err)
 	}
 	rl := st.Providers[0].RateLimit
-	if rl == nil || rl.Limit != limit || rl.Granted < n || rl.CurrentMinute+rl.LastMinute < n {
-		t.Errorf("Status' rate limit = %+v, want limit %d and at least %d granted", rl, limit, n)
+	if rl == nil || rl.Limit != limit || rl.Granted < sent || rl.CurrentMinute+rl.LastMinute < sent {
+		t.Errorf("Status' rate limit = %+v, want limit %d and at least %d granted", rl, limit, sent)
 	}
 }
 
