@@ -220,6 +220,7 @@ func engineConfig(e *Env, m *engine.Metrics, ps []provider.Provider, schemas map
 		Redact:           c.Redact,
 		ExcludeAnonymous: c.ExcludeAnonymous(),
 		DeleteGuard:      c.DeleteGuard,
+		RateLimits:       c.RateLimits,
 		BackfillInterval: c.BackfillInterval,
 		Workers:          workers,
 		Logger:           e.Logger,

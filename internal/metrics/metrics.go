@@ -38,6 +38,7 @@ type Metrics struct {
 	mu        sync.Mutex
 	providers []string // as given to AddProviders
 	guard     *guardMetrics
+	rl        *rateLimitMetrics
 }
 
 // Outcomes of sync_user jobs, as the "outcome" label of usersync_syncs_total.
@@ -97,6 +98,7 @@ func New(status *StatusRecorder) *Metrics {
 		m.lastBackfill, m.jobs, m.badCreds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.guard = newGuardMetrics(r)
+	m.rl = newRateLimitMetrics(r)
 	return m
 }
 
@@ -125,6 +127,7 @@ func (m *Metrics) AddProviders(names ...string) {
 		m.badCreds.WithLabelValues(p).Set(0)
 		m.lastBackfill.WithLabelValues(p).Set(math.Inf(1))
 		m.zeroJobs(p)
+		m.rl.add(p)
 	}
 }
 
