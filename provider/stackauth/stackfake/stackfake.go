@@ -396,7 +396,7 @@ func (f *Fake) DeleteUser(id string) bool {
 			}
 			was = append(was, t)
 		}
-		slices.SortFunc(was, func(a, b uid) int { return bytes.Compare(a[:], b[:]) })
+		f.sortTeamsLocked(was)
 		f.goneUserOrgs[key] = was
 	}
 	delete(f.index, key)
@@ -517,7 +517,7 @@ func (f *Fake) Webhook(kind provider.EventKind, id string) ([]byte, http.Header)
 }
 
 // userTeams returns the teams the user belongs to or, deleted, belonged
-// to, in id order.
+// to, oldest first (as user.deleted lists them).
 func (f *Fake) userTeams(id string) []uid {
 	key, ok := parseUID(id)
 	if !ok {
@@ -532,8 +532,27 @@ func (f *Fake) userTeams(id string) []uid {
 	for t := range f.userOrgs[key] {
 		out = append(out, t)
 	}
-	slices.SortFunc(out, func(a, b uid) int { return bytes.Compare(a[:], b[:]) })
+	f.sortTeamsLocked(out)
 	return out
+}
+
+// sortTeamsLocked sorts live team ids oldest first. f.mu must be held.
+func (f *Fake) sortTeamsLocked(ids []uid) {
+	created := func(id uid) int64 {
+		if o := f.orgs[id]; o != nil {
+			return o.createdAt
+		}
+		return f.goneOrgs[id].createdAt
+	}
+	slices.SortFunc(ids, func(a, b uid) int {
+		if ca, cb := created(a), created(b); ca != cb {
+			if ca < cb {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(a[:], b[:])
+	})
 }
 
 // IgnoredWebhook builds a signed team_permission.created delivery (a

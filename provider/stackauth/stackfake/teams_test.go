@@ -265,9 +265,9 @@ func TestTeamLifecycle(t *testing.T) {
 	if err := json.Unmarshal(body, &del); err != nil || len(del.Data.Teams) != 2 {
 		t.Fatalf("user.deleted %s: %v", body, err)
 	}
-	for _, tm := range del.Data.Teams {
-		if (tm["id"] != a && tm["id"] != b) || len(tm) != 1 {
-			t.Fatalf("user.deleted teams %v", del.Data.Teams)
+	for i, tm := range del.Data.Teams {
+		if tm["id"] != []string{a, b}[i] || len(tm) != 1 {
+			t.Fatalf("user.deleted teams %v, want [{id: %s}, {id: %s}] (oldest first)", del.Data.Teams, a, b)
 		}
 	}
 	if got := slices.Sorted(maps.Keys(f.MembershipsSnapshot())); !slices.Equal(got, []string{a + ":" + users[0]}) {
