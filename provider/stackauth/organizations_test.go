@@ -573,3 +573,93 @@ func TestParseOrganizationWebhooks(t *testing.T) {
 		}
 	}
 }
+
+// TestOrganizationsConcurrentUse: the fake and the client stay consistent
+// while teams, members and users change from several goroutines; once the
+// changes stop, the lists equal the fake's snapshots.
+func TestOrganizationsConcurrentUse(t *testing.T) {
+	f := newFake(t, 46)
+	users := f.Seed(200)
+	teams := f.SeedOrganizations(40, 10)
+	c := clientFor(t, f, 7)
+	ctx := context.Background()
+	done := make(chan error, 6)
+	for w := range 4 {
+		go func() {
+			for i := w; i < 160; i += 4 {
+				team := teams[i%len(teams)]
+				switch i % 5 {
+				case 0:
+					f.AddMember(team, users[i], "")
+				case 1:
+					f.RemoveMember(team, users[(i*7)%len(users)])
+				case 2:
+					f.DeleteUser(users[(i*13)%len(users)])
+				case 3:
+					f.CreateOrganization(users[(i*3)%len(users)])
+				case 4:
+					f.UpdateOrganization(team)
+				}
+				if i%40 == 0 {
+					f.DeleteOrganization(team)
+				}
+				if _, err := c.FetchOrganization(ctx, team); err != nil && !errors.Is(err, provider.ErrOrganizationNotFound) {
+					done <- err
+					return
+				}
+				if _, err := c.ListMemberships(ctx, team, ""); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 2 {
+		go func() {
+			for range 5 {
+				cursor := ""
+				for {
+					page, err := c.ListOrganizations(ctx, cursor)
+					if err != nil {
+						done <- err
+						return
+					}
+					if page.Next == "" {
+						break
+					}
+					cursor = page.Next
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 6 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	orgs := f.OrganizationsSnapshot()
+	listed := listOrgs(t, c, "")
+	if len(listed) != len(orgs) {
+		t.Fatalf("listed %d teams, the fake has %d", len(listed), len(orgs))
+	}
+	got := map[string]bool{}
+	for _, id := range listed {
+		if _, ok := orgs[id]; !ok {
+			t.Fatalf("listed team %s, not in the snapshot", id)
+		}
+		for _, u := range memberIDs(t, c, id, "") {
+			got[id+":"+u] = true
+		}
+	}
+	if want := f.MembershipsSnapshot(); len(got) != len(want) {
+		t.Fatalf("listed %d memberships, the fake has %d", len(got), len(want))
+	} else {
+		for k := range want {
+			if !got[k] {
+				t.Fatalf("membership %s not listed", k)
+			}
+		}
+	}
+}

@@ -11,6 +11,9 @@
 // restricted_by_admin*, country_code, risk_scores, ...), and its errors
 // are Stack Auth's known-error bodies with the X-Stack-Known-Error header.
 //
+// It also serves teams and their members as Stack Auth does (teams.go), and
+// implements [fakekit.OrganizationsFake].
+//
 // It keeps users compactly (about 100 bytes each: the JSON of a user is
 // rendered on demand, deterministically from the seed, the id and a profile
 // version), so a million users are cheap, and it serves a list page in time
