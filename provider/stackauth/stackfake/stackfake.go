@@ -182,6 +182,8 @@ func New(opts Options) *Fake {
 	mux.HandleFunc("GET /api/v1/users/{id}", f.handleGet)
 	mux.HandleFunc("GET /api/v1/teams", f.handleListTeams)
 	mux.HandleFunc("GET /api/v1/teams/{id}", f.handleGetTeam)
+	mux.HandleFunc("GET /api/v1/team-member-profiles", f.handleListProfiles)
+	mux.HandleFunc("GET /api/v1/team-member-profiles/{team_id}/{user_id}", f.handleGetProfile)
 	f.srv = httptest.NewServer(f.middleware(mux))
 	return f
 }

@@ -389,3 +389,83 @@ func TestTeamFaultsAndUpperCase(t *testing.T) {
 		t.Fatalf("members: %+v, %v", m, err)
 	}
 }
+
+// TestTeamMemberProfiles: team-member-profiles lists memberships oldest
+// first with the user embedded, hidden users included, and answers Stack
+// Auth's errors.
+func TestTeamMemberProfiles(t *testing.T) {
+	f := stackfake.New(stackfake.Options{Seed: 55, RequireEmailVerification: true})
+	defer f.Close()
+	h := serverHeaders(f)
+	users := f.Seed(6)
+	hidden := f.CreateHiddenUsers()
+	team := f.CreateOrganization(users[4])
+	other := f.CreateOrganization(users[0])
+	joined := []string{users[4], hidden[0], users[1], hidden[1]}
+	for _, u := range joined[1:] {
+		f.AddMember(team, u, "")
+	}
+	type profile struct {
+		TeamID          string          `json:"team_id"`
+		UserID          string          `json:"user_id"`
+		DisplayName     json.RawMessage `json:"display_name"`
+		ProfileImageURL json.RawMessage `json:"profile_image_url"`
+		User            json.RawMessage `json:"user"`
+	}
+	r := call(t, f, "/api/v1/team-member-profiles?team_id="+team, h)
+	var l struct {
+		Items       []json.RawMessage `json:"items"`
+		IsPaginated bool              `json:"is_paginated"`
+	}
+	if r.status != 200 || json.Unmarshal(r.body, &l) != nil || l.IsPaginated {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	snap := f.Snapshot()
+	var got []string
+	for _, raw := range l.Items {
+		if k := orderedKeys(t, raw); !slices.Equal(k, []string{"team_id", "user_id", "display_name", "profile_image_url", "user"}) {
+			t.Fatalf("profile keys %v", k)
+		}
+		var p profile
+		json.Unmarshal(raw, &p)
+		var u map[string]json.RawMessage
+		json.Unmarshal(snap[p.UserID], &u)
+		if p.TeamID != team || !bytes.Equal(p.User, snap[p.UserID]) || !bytes.Equal(p.DisplayName, u["display_name"]) || !bytes.Equal(p.ProfileImageURL, u["profile_image_url"]) {
+			t.Fatalf("profile %s", raw)
+		}
+		got = append(got, p.UserID)
+	}
+	if !slices.Equal(got, joined) {
+		t.Fatalf("profiles %v, want oldest membership first %v", got, joined)
+	}
+	r = call(t, f, "/api/v1/team-member-profiles", h)
+	json.Unmarshal(r.body, &l)
+	if len(l.Items) != len(joined)+1 {
+		t.Fatalf("every membership: %d", len(l.Items))
+	}
+	r = call(t, f, "/api/v1/team-member-profiles?user_id="+users[0], h)
+	json.Unmarshal(r.body, &l)
+	if len(l.Items) != 1 || !bytes.Contains(l.Items[0], []byte(other)) {
+		t.Fatalf("a user's memberships: %s", r.body)
+	}
+	r = call(t, f, "/api/v1/team-member-profiles/"+team+"/"+hidden[1], h)
+	var one profile
+	if r.status != 200 || json.Unmarshal(r.body, &one) != nil || one.UserID != hidden[1] {
+		t.Fatalf("one profile: %d %s", r.status, r.body)
+	}
+
+	unknown := "5c7bd3a1-0f38-4c8e-9d6a-1b2c3d4e5f60"
+	expectKnownError(t, call(t, f, "/api/v1/team-member-profiles?team_id="+unknown, h), 404, "TEAM_NOT_FOUND")
+	expectKnownError(t, call(t, f, "/api/v1/team-member-profiles?user_id="+unknown, h), 404, "USER_NOT_FOUND")
+	expectKnownError(t, call(t, f, "/api/v1/team-member-profiles?team_id=x", h), 400, "SCHEMA_ERROR")
+	expectKnownError(t, call(t, f, "/api/v1/team-member-profiles?user_id=me", h), 400, "CANNOT_GET_OWN_USER_WITHOUT_USER")
+	expectKnownError(t, call(t, f, "/api/v1/team-member-profiles/"+team+"/"+unknown, h), 404, "USER_NOT_FOUND")
+	body := expectKnownError(t, call(t, f, "/api/v1/team-member-profiles/"+team+"/"+users[0], h), 404, "TEAM_MEMBERSHIP_NOT_FOUND")
+	if body["error"] != "User "+users[0]+" is not found in team "+team+"." {
+		t.Fatalf("TEAM_MEMBERSHIP_NOT_FOUND %v", body)
+	}
+	expectKnownError(t, call(t, f, "/api/v1/team-member-profiles/"+unknown+"/"+users[0], h), 404, "TEAM_MEMBERSHIP_NOT_FOUND")
+	expectKnownError(t, call(t, f, "/api/v1/team-member-profiles/x/"+users[0], h), 400, "SCHEMA_ERROR")
+	expectKnownError(t, call(t, f, "/api/v1/team-member-profiles/"+team+"/x", h), 400, "SCHEMA_ERROR")
+	expectKnownError(t, call(t, f, "/api/v1/team-member-profiles?team_id="+team, nil), 400, "ACCESS_TYPE_REQUIRED")
+}
