@@ -146,7 +146,11 @@ func TestOrganizationRequests(t *testing.T) {
 			http.Redirect(w, r, "https://elsewhere.example.com/", http.StatusFound)
 		case "huge":
 			w.Write([]byte(`{"items":[`))
-			w.Write([]byte(strings.Repeat(" ", provider.MaxListResponseBytes)))
+			if strings.HasPrefix(r.URL.Path, "/api/v1/teams/") {
+				w.Write([]byte(strings.Repeat(" ", provider.MaxUserResponseBytes)))
+			} else {
+				w.Write([]byte(strings.Repeat(" ", provider.MaxListResponseBytes)))
+			}
 		}
 	})
 	ctx := context.Background()
@@ -190,6 +194,12 @@ func TestOrganizationRequests(t *testing.T) {
 	mode.Store("huge")
 	if _, err := c.ListOrganizations(ctx, ""); !errors.Is(err, provider.ErrResponseTooLarge) {
 		t.Errorf("huge list: %v", err)
+	}
+	if _, err := c.FetchOrganization(ctx, testUUID); !errors.Is(err, provider.ErrResponseTooLarge) {
+		t.Errorf("huge team: %v", err)
+	}
+	if _, err := c.ListMemberships(ctx, testUUID, ""); !errors.Is(err, provider.ErrResponseTooLarge) {
+		t.Errorf("huge member list: %v", err)
 	}
 }
 
