@@ -36,6 +36,11 @@ var _ provider.Organizations = (*Client)(nil)
 // (Stack Auth's team list is paged by the client, see ListOrganizations).
 const MaxOrganizationPageSize = 100
 
+// MaxMembershipPageSize is the largest page ListMemberships returns: it
+// asks for one member more than it returns, and no request asks for more
+// than the user list's largest page ([MaxPageSize]).
+const MaxMembershipPageSize = MaxPageSize - 1
+
 // Cursor prefixes: the version of each cursor format.
 const (
 	teamCursorPrefix   = "t1:"
@@ -183,7 +188,8 @@ func (c *Client) ListOrganizations(ctx context.Context, cursor string) (provider
 	return page, nil
 }
 
-// ListMemberships returns one page of the team's members as memberships
+// ListMemberships returns one page (at most [MaxMembershipPageSize], fewer
+// when Config.PageSize is smaller) of the team's members as memberships
 // (GET /api/v1/users?team_id=...&limit=N+1&order_by=signed_up_at with the
 // same anonymous/restricted flags as ListUsers: everyone, or everyone but
 // anonymous users with Config.ExcludeAnonymous). A team that does not exist
@@ -206,7 +212,8 @@ func (c *Client) ListMemberships(ctx context.Context, organizationID, cursor str
 		}
 		from = &p
 	}
-	want := c.pageSize + 1 // one more, whose place is the next cursor
+	size := min(c.pageSize, MaxMembershipPageSize)
+	want := size + 1 // one more, whose place is the next cursor
 	var members []member
 	var err error
 	if from == nil {
@@ -222,9 +229,9 @@ func (c *Client) ListMemberships(ctx context.Context, organizationID, cursor str
 	if err != nil {
 		return provider.MembershipPage{}, fmt.Errorf("%s: %w", what, err)
 	}
-	page := provider.MembershipPage{Memberships: make([]provider.Membership, 0, min(len(members), c.pageSize))}
+	page := provider.MembershipPage{Memberships: make([]provider.Membership, 0, min(len(members), size))}
 	for i, m := range members {
-		if i == c.pageSize {
+		if i == size {
 			page.Next = m.pos.cursor(memberCursorPrefix)
 			break
 		}

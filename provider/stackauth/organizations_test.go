@@ -168,8 +168,25 @@ func TestOrganizationRequests(t *testing.T) {
 		t.Errorf("list request: %s", r.URL)
 	}
 	c.ListMemberships(ctx, testUUID, "")
-	if r := last.Load(); r.URL.Path != "/api/v1/users" || r.URL.Query().Get("team_id") != testUUID || r.URL.Query().Get("include_anonymous") != "true" {
-		t.Errorf("members request: %s", r.URL)
+	if r := last.Load(); r.URL.Path != "/api/v1/users" || r.URL.Query().Get("team_id") != testUUID || r.URL.Query().Get("include_anonymous") != "true" ||
+		r.URL.Query().Get("limit") != "6" || r.URL.Query().Get("order_by") != "signed_up_at" {
+		t.Errorf("members request: %s (want limit = page size 5 + 1)", r.URL)
+	}
+	// With the default page size, no request asks for more than the user
+	// list's largest page.
+	var limit atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit.Store(r.URL.Query().Get("limit"))
+		w.Write([]byte(`{"items":[],"is_paginated":true,"pagination":{"next_cursor":null}}`))
+	}))
+	defer srv.Close()
+	def, err := stackauth.New(stackauth.Config{ProjectID: testUUID, SecretServerKey: key,
+		WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", APIURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := def.ListMemberships(ctx, testUUID, ""); err != nil || limit.Load() != fmt.Sprint(stackauth.MaxPageSize) {
+		t.Errorf("default page size: limit=%v, %v; want %d", limit.Load(), err, stackauth.MaxPageSize)
 	}
 
 	mode.Store("echo")
@@ -671,5 +688,21 @@ func TestOrganizationsConcurrentUse(t *testing.T) {
 				t.Fatalf("membership %s not listed", k)
 			}
 		}
+	}
+}
+
+// TestListMembershipsLargestPage: with the default page size a page holds
+// MaxMembershipPageSize members, and a large team is listed whole.
+func TestListMembershipsLargestPage(t *testing.T) {
+	f := newFake(t, 47)
+	f.Seed(1200)
+	team := f.SeedOrganizations(1, 1100)[0]
+	c := clientFor(t, f, 0)
+	page, err := c.ListMemberships(context.Background(), team, "")
+	if err != nil || len(page.Memberships) != stackauth.MaxMembershipPageSize || page.Next == "" {
+		t.Fatalf("first page: %d members, next %q, %v", len(page.Memberships), page.Next, err)
+	}
+	if got := memberIDs(t, c, team, ""); !slices.Equal(got, f.Members(team)) || len(got) != 1100 {
+		t.Fatalf("listed %d members, want the fake's 1100 in order", len(got))
 	}
 }
