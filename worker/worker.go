@@ -44,7 +44,8 @@ type Binding struct {
 // must be cheap and safe for concurrent use.
 type Observer interface {
 	// Synced is called after a sync_user job committed; outcome is one of
-	// "changed", "unchanged", "deleted", "stale".
+	// "changed", "unchanged", "deleted", "stale", "skipped" (no fetch: the
+	// stored data was fetched after the job's latest event).
 	Synced(provider, outcome string, lag time.Duration)
 	// SyncFailed is called when a sync_user job failed; kind is one of
 	// "rate_limited", "bad_credentials", "provider_error", "database_error".
@@ -138,6 +139,13 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	}
 	if err := provider.ValidateUserID(a.UserID); err != nil {
 		return river.JobCancel(fmt.Errorf("sync_user: %w", err))
+	}
+	// Skip-fetch: data fetched after the job's latest event (by a backfill
+	// page, say) is stored already.
+	if at, ok, err := b.Store.FetchedAt(ctx, w.deps.DB, a.UserID); err != nil {
+		w.deps.Logger.Debug("skip-fetch check failed; fetching", "provider", a.Provider, "err", err)
+	} else if ok && at.After(jobs.LatestEvent(job.CreatedAt, job.Metadata)) {
+		return w.skip(ctx, b, job, at)
 	}
 	// The fetch token: when this attempt began, on the database's clock. Data
 	// fetched now is at least as new as any event received before it.
@@ -244,6 +252,42 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		outcome = "changed"
 	}
 	w.deps.Observer.Synced(a.Provider, outcome, time.Since(job.CreatedAt))
+	return nil
+}
+
+// skip completes a sync_user job without a fetch: the stored data of its
+// user was fetched at fetchedAt, strictly after the job's latest event, so
+// it is at least as new as the provider's state at every event of the job
+// (or, if that fetch's write could not be ordered, a sync created after it
+// is pending: see Store.FetchedAt). An event that marked the job dirty after
+// fetchedAt enqueues another sync, as for a fetch begun at fetchedAt.
+// Nothing else is written: no fetch, so no deletion-breaker count.
+func (w *SyncUserWorker) skip(ctx context.Context, b *Binding, job *river.Job[jobs.SyncUserArgs], fetchedAt time.Time) error {
+	a := job.Args
+	tx, err := w.deps.DB.Begin(ctx)
+	if err != nil {
+		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+		return fmt.Errorf("sync user %s: begin: %w", a.UserID, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := store.AsyncCommit(ctx, tx); err != nil {
+		return fmt.Errorf("sync user %s: %w", a.UserID, err)
+	}
+	done, err := completeTx(ctx, tx, job)
+	if err != nil {
+		return err
+	}
+	if jobs.DirtySince(done.Metadata, fetchedAt) {
+		ref := jobs.UserRef{Provider: a.Provider, UserID: a.UserID, Deleted: jobs.LastEventWasDeletion(done.Metadata)}
+		if err := enqueueSync(ctx, tx, b.Store.Schemas().River, ref); err != nil {
+			return fmt.Errorf("sync user %s: re-enqueue: %w", a.UserID, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+		return fmt.Errorf("sync user %s: commit: %w", a.UserID, err)
+	}
+	w.deps.Observer.Synced(a.Provider, "skipped", time.Since(job.CreatedAt))
 	return nil
 }
 

@@ -28,11 +28,13 @@ func (q Jobs) MarkDirty(ctx context.Context, tx pgx.Tx, ids []int64) error {
 	return nil
 }
 
-// MarkLastEvent sets LastEventKey on jobs ids to kinds (LastEventDeleted or
-// LastEventChanged), pairwise, in tx, whose unique insert locked the rows.
+// MarkLastEvent records, in tx whose unique insert locked the rows, that an
+// event coalesced into each of jobs ids now: LastEventKey is set to kinds
+// (LastEventDeleted or LastEventChanged), pairwise, and EventAtKey to the
+// transaction's time.
 func (q Jobs) MarkLastEvent(ctx context.Context, tx pgx.Tx, ids []int64, kinds []string) error {
 	if _, err := tx.Exec(ctx, `UPDATE `+q.s.riverJob()+` j
-		SET metadata = j.metadata || jsonb_build_object('`+LastEventKey+`', m.kind)
+		SET metadata = j.metadata || jsonb_build_object('`+LastEventKey+`', m.kind, '`+EventAtKey+`', now())
 		FROM unnest($1::bigint[], $2::text[]) AS m(id, kind) WHERE j.id = m.id`, ids, kinds); err != nil {
 		return fmt.Errorf("record the latest event on %d sync_user jobs: %w", len(ids), err)
 	}

@@ -491,6 +491,26 @@ func (s *Users) Inferable(ctx context.Context, tx pgx.Tx, runID int64, startedAt
 	return would, live, nil
 }
 
+// FetchedAt returns user_state.fetched_at of userID (ok false when usersync
+// keeps no state for the user): the start, on the database clock, of the
+// latest fetch of the user whose write was decided. Either the stored data
+// is at least as new as the provider's state at that time, or that write
+// was not applied because it could not be ordered ('ambiguous') and a sync
+// enqueued in its transaction, created after it, is pending.
+func (s *Users) FetchedAt(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, userID string) (at time.Time, ok bool, err error) {
+	err = db.QueryRow(ctx, `SELECT fetched_at FROM `+pgx.Identifier{s.InternalSchema}.Sanitize()+
+		`.user_state WHERE provider = $1 AND user_id = $2 AND isfinite(fetched_at)`, s.Provider, userID).Scan(&at)
+	if err == pgx.ErrNoRows {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read the fetch time of user %s: %w", userID, err)
+	}
+	return at, true, nil
+}
+
 // Known reports whether usersync keeps anything of userID: a users_sync row
 // or a per-user state row.
 func (s *Users) Known(ctx context.Context, tx pgx.Tx, userID string) (bool, error) {
