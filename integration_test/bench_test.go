@@ -326,6 +326,10 @@ func BenchmarkDrain(b *testing.B) {
 	// The binary's defaults: workers sized for the machine, 20 connections.
 	delete(s.Env, "USERSYNC_WORKERS")
 	delete(s.Env, "USERSYNC_DB_MAX_CONNS")
+	for _, kv := range strings.Fields(os.Getenv("XDRAIN_ENV")) {
+		k, v, _ := strings.Cut(kv, "=")
+		s.Env[k] = v
+	}
 	ids := s.Fake.Seed(n)
 	ctx := context.Background()
 

@@ -11,5 +11,5 @@ func NewTestWorkers(d Deps) (*SyncUserWorker, *BackfillPageWorker, *PruneUserSta
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &SyncUserWorker{deps: d}, &BackfillPageWorker{deps: d}, &PruneUserStateWorker{deps: d}
+	return newSyncUserWorker(d), &BackfillPageWorker{deps: d}, &PruneUserStateWorker{deps: d}
 }

@@ -90,7 +90,7 @@ func Register(workers *river.Workers, d Deps) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	river.AddWorker(workers, &SyncUserWorker{deps: d})
+	river.AddWorker(workers, newSyncUserWorker(d))
 	river.AddWorker(workers, &BackfillPageWorker{deps: d})
 	river.AddWorker(workers, &PruneUserStateWorker{deps: d})
 }
@@ -121,6 +121,17 @@ func snoozeFor(e *provider.RateLimitedError) time.Duration {
 type SyncUserWorker struct {
 	river.WorkerDefaults[jobs.SyncUserArgs]
 	deps Deps
+	// commit group-commits the writes of syncs that found their user, per
+	// provider (commit.go).
+	commit map[string]*committer
+}
+
+func newSyncUserWorker(d Deps) *SyncUserWorker {
+	w := &SyncUserWorker{deps: d, commit: map[string]*committer{}}
+	for name, b := range d.Bindings {
+		w.commit[name] = newCommitter(d, b)
+	}
+	return w
 }
 
 // NextRetry implements river.Worker.
@@ -163,6 +174,21 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		if user, err = sameUser(user, a.UserID); err != nil {
 			return w.failed(job, err)
 		}
+	}
+
+	if !gone && !excluded {
+		// The common case: the user was found. Its write, completion and
+		// follow-ups commit with other syncs' (commit.go), as they would
+		// below for this job alone.
+		d := w.commit[a.Provider].write(ctx, &syncWrite{ctx: ctx, job: job, user: user, token: token, done: make(chan syncDone, 1)})
+		if d.err != nil {
+			if d.dbErr {
+				w.deps.Observer.SyncFailed(a.Provider, "database_error", d.err)
+			}
+			return d.err
+		}
+		w.deps.Observer.Synced(a.Provider, d.outcome, time.Since(job.CreatedAt))
+		return nil
 	}
 
 	tx, err := w.deps.DB.Begin(ctx)

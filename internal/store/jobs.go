@@ -41,6 +41,19 @@ func (q Jobs) MarkLastEvent(ctx context.Context, tx pgx.Tx, ids []int64, kinds [
 	return nil
 }
 
+// LockInUserOrder locks the river_job rows ids of sync_user jobs in tx in
+// the order of their user ids (byte order), the order in which a webhook
+// batch's unique insert locks them (jobs.EnqueueSyncs), so that completing
+// several jobs in one transaction never waits for a webhook batch that
+// waits for it in turn.
+func (q Jobs) LockInUserOrder(ctx context.Context, tx pgx.Tx, ids []int64) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM `+q.s.riverJob()+` WHERE id = ANY($1)
+		ORDER BY args->>'provider' COLLATE "C", args->>'user_id' COLLATE "C", id FOR UPDATE`, ids); err != nil {
+		return fmt.Errorf("lock %d sync_user jobs: %w", len(ids), err)
+	}
+	return nil
+}
+
 // MarkPaused sets PausedKey on running job jobID: it is about to snooze
 // until deletions by sync resume.
 func (q Jobs) MarkPaused(ctx context.Context, db DB, jobID int64) error {
