@@ -65,6 +65,8 @@ type committer struct {
 	mu      sync.Mutex
 	queue   []*syncWrite
 	writing int
+	// minBatch, in tests, holds batches until that many jobs queued.
+	minBatch int
 	// turn wakes a waiting sync to write the queue when a writer leaves
 	// work behind.
 	turn chan struct{}
@@ -126,7 +128,7 @@ func (c *committer) write(ctx context.Context, w *syncWrite) syncDone {
 func (c *committer) lead() []*syncWrite {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.writing >= commitWriters || len(c.queue) == 0 {
+	if c.writing >= commitWriters || len(c.queue) == 0 || len(c.queue) < c.minBatch {
 		return nil
 	}
 	c.writing++
