@@ -124,12 +124,15 @@ type SyncUserWorker struct {
 	// commit group-commits the writes of syncs that found their user, per
 	// provider (commit.go).
 	commit map[string]*committer
+	// fetched reads the skip-fetch check of concurrent syncs together.
+	fetched map[string]*fetchedAtLoader
 }
 
 func newSyncUserWorker(d Deps) *SyncUserWorker {
-	w := &SyncUserWorker{deps: d, commit: map[string]*committer{}}
+	w := &SyncUserWorker{deps: d, commit: map[string]*committer{}, fetched: map[string]*fetchedAtLoader{}}
 	for name, b := range d.Bindings {
 		w.commit[name] = newCommitter(d, b)
+		w.fetched[name] = newFetchedAtLoader(d.DB, b)
 	}
 	return w
 }
@@ -153,7 +156,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	}
 	// Skip-fetch: data fetched after the job's latest event (by a backfill
 	// page, say) is stored already.
-	if at, ok, err := b.Store.FetchedAt(ctx, w.deps.DB, a.UserID); err != nil {
+	if at, ok, err := w.fetched[a.Provider].fetchedAt(ctx, a.UserID); err != nil {
 		w.deps.Logger.Debug("skip-fetch check failed; fetching", "provider", a.Provider, "err", err)
 	} else if ok && at.After(jobs.LatestEvent(job.CreatedAt, job.Metadata)) {
 		return w.skip(ctx, b, job, at)

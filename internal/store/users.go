@@ -529,24 +529,34 @@ func (s *Users) Inferable(ctx context.Context, tx pgx.Tx, runID int64, startedAt
 	return would, live, nil
 }
 
-// FetchedAt returns user_state.fetched_at of userID (ok false when usersync
-// keeps no state for the user): the start, on the database clock, of the
+// FetchedAtMany returns user_state.fetched_at of each of userIDs (users
+// without state are absent): the start, on the database clock, of the
 // latest fetch of the user whose write was decided. Either the stored data
 // is at least as new as the provider's state at that time, or that write
 // was not applied because it could not be ordered ('ambiguous') and a sync
 // enqueued in its transaction, created after it, is pending.
-func (s *Users) FetchedAt(ctx context.Context, db interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}, userID string) (at time.Time, ok bool, err error) {
-	err = db.QueryRow(ctx, `SELECT fetched_at FROM `+pgx.Identifier{s.InternalSchema}.Sanitize()+
-		`.user_state WHERE provider = $1 AND user_id = $2 AND isfinite(fetched_at)`, s.Provider, userID).Scan(&at)
-	if err == pgx.ErrNoRows {
-		return time.Time{}, false, nil
-	}
+func (s *Users) FetchedAtMany(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, userIDs []string) (map[string]time.Time, error) {
+	rows, err := db.Query(ctx, `SELECT user_id, fetched_at FROM `+pgx.Identifier{s.InternalSchema}.Sanitize()+
+		`.user_state WHERE provider = $1 AND user_id = ANY($2) AND isfinite(fetched_at)`, s.Provider, userIDs)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("read the fetch time of user %s: %w", userID, err)
+		return nil, fmt.Errorf("read the fetch times of %d users: %w", len(userIDs), err)
 	}
-	return at, true, nil
+	defer rows.Close()
+	out := make(map[string]time.Time, len(userIDs))
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, fmt.Errorf("read the fetch times of %d users: %w", len(userIDs), err)
+		}
+		out[id] = at
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the fetch times of %d users: %w", len(userIDs), err)
+	}
+	return out, nil
 }
 
 // Known reports whether usersync keeps anything of userID: a users_sync row
