@@ -326,10 +326,6 @@ func BenchmarkDrain(b *testing.B) {
 	// The binary's defaults: workers sized for the machine, 20 connections.
 	delete(s.Env, "USERSYNC_WORKERS")
 	delete(s.Env, "USERSYNC_DB_MAX_CONNS")
-	for _, kv := range strings.Fields(os.Getenv("XDRAIN_ENV")) {
-		k, v, _ := strings.Cut(kv, "=")
-		s.Env[k] = v
-	}
 	ids := s.Fake.Seed(n)
 	ctx := context.Background()
 
@@ -346,11 +342,49 @@ func BenchmarkDrain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	completed, cancel := rc.SubscribeConfig(&river.SubscribeConfig{ChanSize: 2 * n, Kinds: []river.EventKind{river.EventKindJobCompleted}})
-	defer cancel()
 
-	var usersRate, riverRate float64
+	// bare works n no-op jobs with bare River and returns its rate.
+	bare := func() float64 {
+		completed, cancel := rc.SubscribeConfig(&river.SubscribeConfig{ChanSize: 2 * n, Kinds: []river.EventKind{river.EventKindJobCompleted}})
+		defer cancel()
+		if err := rc.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		params := make([]river.InsertManyParams, n)
+		for i := range params {
+			params[i] = river.InsertManyParams{Args: noopArgs{}, InsertOpts: &river.InsertOpts{Queue: "bench_noop"}}
+		}
+		if _, err := rc.InsertMany(ctx, params); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		timeout := time.After(5 * time.Minute)
+		for got := 0; got < n; {
+			select {
+			case ev, ok := <-completed:
+				if !ok {
+					b.Fatal("River closed the subscription")
+				}
+				if ev.Job.Kind == "bench_noop" {
+					got++
+				}
+			case <-timeout:
+				b.Fatalf("bare River completed %d of %d no-op jobs in 5 minutes", got, n)
+			}
+		}
+		rate := n / time.Since(start).Seconds()
+		if err := rc.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return rate
+	}
+
+	var usersRate, riverRate, cpuPerUser float64
 	for range b.N {
+		// Bare River before and after usersync, averaged: the machine's
+		// load drifts during the run.
+		before := bare()
+
 		// usersync: the worker process is up and idle before the backlog
 		// commits.
 		w := s.Start(nil, "worker")
@@ -381,6 +415,7 @@ func BenchmarkDrain(b *testing.B) {
 		if _, err := jobs.EnqueueSyncs(ctx, tx, rc, "usersync", refs); err != nil {
 			b.Fatal(err)
 		}
+		cpu0 := procCPU(b, w.Cmd.Process.Pid)
 		if err := tx.Commit(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -392,37 +427,12 @@ func BenchmarkDrain(b *testing.B) {
 			}
 		}
 		usersRate = n / time.Since(start).Seconds()
+		cpuPerUser = (procCPU(b, w.Cmd.Process.Pid) - cpu0).Seconds() * 1e6 / n
 		stop()
 		conn.Close(ctx)
 		w.Terminate(b)
 
-		// Bare River, same database, the worker process stopped.
-		if err := rc.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		params := make([]river.InsertManyParams, n)
-		for i := range params {
-			params[i] = river.InsertManyParams{Args: noopArgs{}, InsertOpts: &river.InsertOpts{Queue: "bench_noop"}}
-		}
-		if _, err := rc.InsertMany(ctx, params); err != nil {
-			b.Fatal(err)
-		}
-		start = time.Now()
-		timeout := time.After(5 * time.Minute)
-		for got := 0; got < n; {
-			select {
-			case ev := <-completed:
-				if ev.Job.Kind == "bench_noop" {
-					got++
-				}
-			case <-timeout:
-				b.Fatalf("bare River completed %d of %d no-op jobs in 5 minutes", got, n)
-			}
-		}
-		riverRate = n / time.Since(start).Seconds()
-		if err := rc.Stop(ctx); err != nil {
-			b.Fatal(err)
-		}
+		riverRate = (before + bare()) / 2
 	}
 	if got := s.Int(`SELECT count(*) FROM neon_identity.users_sync`); got != n {
 		b.Fatalf("%d rows, want %d", got, n)
@@ -430,5 +440,19 @@ func BenchmarkDrain(b *testing.B) {
 	b.ReportMetric(usersRate, "users/s")
 	b.ReportMetric(riverRate, "river-jobs/s")
 	b.ReportMetric(usersRate/riverRate, "ratio")
+	b.ReportMetric(cpuPerUser, "worker-cpu-µs/user")
 	b.ReportMetric(0, "ns/op")
+}
+
+// procCPU is the CPU time (user + system) process pid has used.
+func procCPU(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command name (which may hold spaces).
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
