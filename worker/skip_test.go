@@ -1,8 +1,10 @@
 package worker_test
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/stackauth/stackfake"
+	"github.com/usersync/usersync/worker"
 )
 
 // Skip-fetch (docs/guarantees.md §11, docs/jobs.md): a sync_user job whose
@@ -240,4 +243,69 @@ func TestSkipFetch(t *testing.T) {
 			t.Errorf("row %s, want the provider's profile", get(t, r.pool, id).raw)
 		}
 	})
+}
+
+// beginHook is a database whose next Begin, once armed, first runs hook.
+type beginHook struct {
+	worker.DB
+	mu   sync.Mutex
+	hook func(ctx context.Context)
+}
+
+func (b *beginHook) Begin(ctx context.Context) (pgx.Tx, error) {
+	b.mu.Lock()
+	h := b.hook
+	b.hook = nil
+	b.mu.Unlock()
+	if h != nil {
+		h(ctx)
+	}
+	return b.DB.Begin(ctx)
+}
+
+// An event that arrives while a job completes without a fetch, after the
+// stored data's fetch began, marks the job dirty: the skip enqueues one
+// more sync, which fetches the change.
+func TestSkipFetchDirtyFollowUp(t *testing.T) {
+	t.Parallel()
+	fake := stackfake.New(stackfake.Options{})
+	t.Cleanup(fake.Close)
+	db := &beginHook{}
+	r := startRunnerWith(t, fake.Provider(), false, 0, func(ws *river.Workers, d worker.Deps) {
+		db.DB = d.DB
+		d.DB = db
+		worker.Register(ws, d)
+	})
+	id := fake.CreateUser()
+	job := r.hold(t, id, false)
+	listed := profile(t, fake, id)
+	upsertAt(t, r.pool, r.store, clock(t, r.pool), nil, listed) // listed after the event: the job skips
+	var marked int
+	var markErr error
+	db.mu.Lock()
+	db.hook = func(ctx context.Context) {
+		// The skip's transaction is about to begin: the user changes and
+		// its event finds the job running.
+		fake.UpdateUser(id)
+		markErr = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+			var err error
+			marked, err = jobs.EnqueueSyncs(ctx, tx, r.client, "usersync", []jobs.UserRef{{Provider: "stackauth", UserID: id}})
+			return err
+		})
+	}
+	db.mu.Unlock()
+	before := fake.Requests()
+	r.release(t, job)
+	if markErr != nil || marked != 1 {
+		t.Fatalf("the event during the skip marked %d jobs (%v), want 1", marked, markErr)
+	}
+	want := profile(t, fake, id)
+	for deadline := time.Now().Add(60 * time.Second); !holds(t, r, want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("row %s after 60 s, want the follow-up to write the changed profile", get(t, r.pool, id).raw)
+		}
+	}
+	if n := fake.Requests() - before - 1; n != 1 { // less profile()'s own request
+		t.Errorf("%d requests by the syncs, want 1 (the follow-up's)", n)
+	}
 }
