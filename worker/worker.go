@@ -145,6 +145,9 @@ func (w *SyncUserWorker) NextRetry(job *river.Job[jobs.SyncUserArgs]) time.Time 
 // Work fetches the user's profile outside any transaction, then in one
 // transaction completes the job, writes users_sync (unless newer data is
 // already there) and, if an event arrived while it ran, enqueues another sync.
+// A found user's transaction is shared with other syncs' (commit.go); a job
+// whose user's stored data was fetched after its latest event completes
+// without a fetch (skip).
 func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserArgs]) error {
 	a := job.Args
 	b, ok := w.deps.Bindings[a.Provider]
