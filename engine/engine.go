@@ -63,8 +63,10 @@ const (
 	// and two batches may commit out of order) waits to be fetched.
 	syncFetchPollInterval = 100 * time.Millisecond
 	// insertCooldown is the client's FetchCooldown, which is also the
-	// least time between two insert notifications of a queue.
-	insertCooldown      = time.Millisecond
+	// least time between two insert notifications of a queue. Not less: a
+	// notifying transaction takes PostgreSQL's notification lock through
+	// its commit, so webhook batches that all notify commit one at a time.
+	insertCooldown      = 5 * time.Millisecond
 	pruneUserStateEvery = time.Minute
 	statusFlushEvery    = time.Second
 	metricsSampleEvery  = 15 * time.Second
