@@ -86,16 +86,6 @@ func (c *committer) write(ctx context.Context, w *syncWrite) syncDone {
 	for {
 		if batch := c.lead(); batch != nil {
 			c.commit(batch)
-			c.mu.Lock()
-			c.writing--
-			left := len(c.queue) > 0
-			c.mu.Unlock()
-			if left {
-				select {
-				case c.turn <- struct{}{}:
-				default:
-				}
-			}
 		}
 		select {
 		case d := <-w.done:
@@ -148,8 +138,31 @@ func (c *committer) lead() []*syncWrite {
 	return batch
 }
 
-// commit writes one batch in one transaction and answers each job.
+// commit writes one batch in one transaction and answers each job, then
+// gives up its writer's place, waking a waiting sync if work is left (also
+// if the batch panicked: its jobs are answered with an error).
 func (c *committer) commit(batch []*syncWrite) {
+	defer func() {
+		if r := recover(); r != nil {
+			for _, w := range batch {
+				select {
+				case w.done <- syncDone{err: fmt.Errorf("sync user %s: group commit panicked: %v", w.job.Args.UserID, r)}:
+				default:
+				}
+			}
+			defer panic(r)
+		}
+		c.mu.Lock()
+		c.writing--
+		left := len(c.queue) > 0
+		c.mu.Unlock()
+		if left {
+			select {
+			case c.turn <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	answers, err := c.commitTx(batch)
 	for i, w := range batch {
 		if err != nil {

@@ -51,16 +51,6 @@ func (l *fetchedAtLoader) fetchedAt(ctx context.Context, userID string) (time.Ti
 	for {
 		if batch := l.lead(); batch != nil {
 			l.read(ctx, batch)
-			l.mu.Lock()
-			l.reading--
-			left := len(l.queue) > 0
-			l.mu.Unlock()
-			if left {
-				select {
-				case l.turn <- struct{}{}:
-				default:
-				}
-			}
 		}
 		select {
 		case a := <-r.done:
@@ -95,7 +85,21 @@ func (l *fetchedAtLoader) lead() []*fetchedAtReq {
 	return batch
 }
 
+// read answers batch with one statement, then gives up its reader's place,
+// waking a waiting sync if work is left.
 func (l *fetchedAtLoader) read(ctx context.Context, batch []*fetchedAtReq) {
+	defer func() {
+		l.mu.Lock()
+		l.reading--
+		left := len(l.queue) > 0
+		l.mu.Unlock()
+		if left {
+			select {
+			case l.turn <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	ids := make([]string, len(batch))
 	for i, r := range batch {
 		ids[i] = r.userID
