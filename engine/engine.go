@@ -56,12 +56,23 @@ const (
 	// RescueStuckJobsAfter is how long a running job may go without
 	// finishing before River returns it to the queue (its process died).
 	RescueStuckJobsAfter = 25 * time.Second
-	syncFetchCooldown    = 5 * time.Millisecond
-	pruneUserStateEvery  = time.Minute
-	statusFlushEvery     = time.Second
-	metricsSampleEvery   = 15 * time.Second
-	webhookWriters       = 2
-	webhookBatch         = 500
+	// syncFetchCooldown is the least time between two fetches of a sync
+	// queue: a notified job waits at most this long to be fetched.
+	syncFetchCooldown = 2 * time.Millisecond
+	// syncFetchPollInterval bounds how long a job whose insert sent no
+	// notification (River sends at most one per queue per insertCooldown,
+	// and two batches may commit out of order) waits to be fetched.
+	syncFetchPollInterval = 100 * time.Millisecond
+	// insertCooldown is the client's FetchCooldown, which is also the
+	// least time between two insert notifications of a queue. Not less: a
+	// notifying transaction takes PostgreSQL's notification lock through
+	// its commit, so webhook batches that all notify commit one at a time.
+	insertCooldown      = 5 * time.Millisecond
+	pruneUserStateEvery = time.Minute
+	statusFlushEvery    = time.Second
+	metricsSampleEvery  = 15 * time.Second
+	webhookWriters      = 2
+	webhookBatch        = 500
 )
 
 // Provider binds one hosted auth provider's client to the table it syncs.
@@ -407,7 +418,8 @@ func (e *Engine) ConfigureRiver(rc *river.Config) error {
 	}
 	for _, p := range e.providers {
 		name := p.Name()
-		rc.Queues[jobs.SyncQueue(name)] = river.QueueConfig{MaxWorkers: e.cfg.Workers, FetchCooldown: syncFetchCooldown}
+		rc.Queues[jobs.SyncQueue(name)] = river.QueueConfig{MaxWorkers: e.cfg.Workers, FetchCooldown: syncFetchCooldown,
+			FetchPollInterval: syncFetchPollInterval}
 		rc.Queues[jobs.BackfillQueue(name)] = river.QueueConfig{MaxWorkers: 1}
 		// Recorded deletions of users without a row (ids that never
 		// existed, hard-deleted users) are removed once stale.
@@ -438,10 +450,10 @@ func (e *Engine) ConfigureRiverInserts(rc *river.Config) {
 		rc.MaxAttempts = jobs.MaxAttempts
 	}
 	if rc.FetchCooldown == 0 {
-		// Also the inserting side's NOTIFY rate limit per queue: at River's
-		// default (100 ms) a job inserted just after a notification waits up
-		// to that long to be fetched.
-		rc.FetchCooldown = syncFetchCooldown
+		// Also the inserting side's NOTIFY rate limit per queue: a job
+		// inserted within it after a notification sends none, and waits for
+		// the next notification or poll (syncFetchPollInterval).
+		rc.FetchCooldown = insertCooldown
 	}
 	rc.Middleware = append(rc.Middleware, &redactJobErrors{r: e.redactor})
 }

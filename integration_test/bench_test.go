@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"sort"
@@ -19,7 +20,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
 )
 
@@ -128,7 +132,10 @@ func parallel(n int, fn func()) {
 func BenchmarkWebhookToRowLatency(b *testing.B) {
 	const rate = 200
 	const n = 2000
-	s := NewSystem(b, "stackauth", map[string]string{"USERSYNC_WORKERS": "32", "USERSYNC_DB_MAX_CONNS": "20"})
+	// The request budget (STACK_RATE_LIMIT, 90/s by default) would hold
+	// 200 events/s back: this measures the pipeline, not the budget.
+	s := NewSystem(b, "stackauth", map[string]string{"USERSYNC_WORKERS": "32", "USERSYNC_DB_MAX_CONNS": "20",
+		"STACK_RATE_LIMIT": "1000000"})
 	s.Fake.SetLatency(5 * time.Millisecond)
 	sv := s.Serve(nil)
 	ids := make([]string, n)
@@ -297,4 +304,160 @@ func vmHWM(b *testing.B, pid int) float64 {
 	}
 	b.Fatal("no VmHWM")
 	return 0
+}
+
+// noopArgs is the bare River baseline's job: nothing to do.
+type noopArgs struct{}
+
+func (noopArgs) Kind() string { return "bench_noop" }
+
+type noopWorker struct {
+	river.WorkerDefaults[noopArgs]
+}
+
+func (noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil }
+
+// BenchmarkDrain: a backlog of 10,000 sync_user jobs (new users, enqueued
+// in one transaction as webhooks would) worked by one `usersync worker`
+// process on its defaults against the fake at zero latency, until the last
+// row's change notification; beside bare River (one client in the test
+// process, 1000 workers, FetchCooldown 2 ms) working as many no-op jobs on
+// the same database, from their commit until the last completes.
+func BenchmarkDrain(b *testing.B) {
+	const n = 10_000
+	// No request budget to speak of (STACK_RATE_LIMIT): this measures the
+	// pipeline, not the budget.
+	s := NewSystem(b, "stackauth", map[string]string{"STACK_RATE_LIMIT": "1000000"})
+	// The binary's defaults: workers sized for the machine, 20 connections.
+	delete(s.Env, "USERSYNC_WORKERS")
+	delete(s.Env, "USERSYNC_DB_MAX_CONNS")
+	ids := s.Fake.Seed(n)
+	ctx := context.Background()
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, noopWorker{})
+	rc, err := river.NewClient(riverpgxv5.New(pgtest.NewPool(b, s.DBURL, 20)), &river.Config{
+		Schema:              "usersync",
+		Workers:             workers,
+		Queues:              map[string]river.QueueConfig{"bench_noop": {MaxWorkers: 1000}},
+		FetchCooldown:       2 * time.Millisecond,
+		SkipUnknownJobCheck: true,
+		Logger:              slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	// bare works n no-op jobs with bare River and returns its rate.
+	bare := func() float64 {
+		completed, cancel := rc.SubscribeConfig(&river.SubscribeConfig{ChanSize: 2 * n, Kinds: []river.EventKind{river.EventKindJobCompleted}})
+		defer cancel()
+		if err := rc.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		params := make([]river.InsertManyParams, n)
+		for i := range params {
+			params[i] = river.InsertManyParams{Args: noopArgs{}, InsertOpts: &river.InsertOpts{Queue: "bench_noop"}}
+		}
+		if _, err := rc.InsertMany(ctx, params); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		timeout := time.After(5 * time.Minute)
+		for got := 0; got < n; {
+			select {
+			case ev, ok := <-completed:
+				if !ok {
+					b.Fatal("River closed the subscription")
+				}
+				if ev.Job.Kind == "bench_noop" {
+					got++
+				}
+			case <-timeout:
+				b.Fatalf("bare River completed %d of %d no-op jobs in 5 minutes", got, n)
+			}
+		}
+		rate := n / time.Since(start).Seconds()
+		if err := rc.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+		return rate
+	}
+
+	var usersRate, riverRate, cpuPerUser float64
+	for range b.N {
+		// Bare River before and after usersync, averaged: the machine's
+		// load drifts during the run.
+		before := bare()
+
+		// usersync: the worker process is up and idle before the backlog
+		// commits.
+		w := s.Start(nil, "worker")
+		Eventually(b, 30*time.Second, "worker running", func() string {
+			if strings.Contains(w.Logs(), "usersync worker running") {
+				return ""
+			}
+			return "no start line yet"
+		})
+		conn, err := pgx.Connect(ctx, s.DBURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, `LISTEN neon_identity_users_sync`); err != nil {
+			b.Fatal(err)
+		}
+		refs := make([]jobs.UserRef, len(ids))
+		for i, id := range ids {
+			refs[i] = jobs.UserRef{Provider: "stackauth", UserID: id}
+		}
+		if _, err := s.Pool.Exec(ctx, `TRUNCATE neon_identity.users_sync, usersync.user_state`); err != nil {
+			b.Fatal(err)
+		}
+		tx, err := s.Pool.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := jobs.EnqueueSyncs(ctx, tx, rc, "usersync", refs); err != nil {
+			b.Fatal(err)
+		}
+		cpu0 := procCPU(b, w.Cmd.Process.Pid)
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		waitCtx, stop := context.WithTimeout(ctx, 5*time.Minute)
+		for got := 0; got < n; got++ {
+			if _, err := conn.WaitForNotification(waitCtx); err != nil {
+				b.Fatalf("after %d rows: %v", got, err)
+			}
+		}
+		usersRate = n / time.Since(start).Seconds()
+		cpuPerUser = (procCPU(b, w.Cmd.Process.Pid) - cpu0).Seconds() * 1e6 / n
+		stop()
+		conn.Close(ctx)
+		w.Terminate(b)
+
+		riverRate = (before + bare()) / 2
+	}
+	if got := s.Int(`SELECT count(*) FROM neon_identity.users_sync`); got != n {
+		b.Fatalf("%d rows, want %d", got, n)
+	}
+	b.ReportMetric(usersRate, "users/s")
+	b.ReportMetric(riverRate, "river-jobs/s")
+	b.ReportMetric(usersRate/riverRate, "ratio")
+	b.ReportMetric(cpuPerUser, "worker-cpu-µs/user")
+	b.ReportMetric(0, "ns/op")
+}
+
+// procCPU is the CPU time (user + system) process pid has used.
+func procCPU(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The fields after the command name (which may hold spaces).
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }

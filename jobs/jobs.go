@@ -268,17 +268,15 @@ func lastEventPerUser(refs []UserRef) []UserRef {
 }
 
 // markLastEvent records, on jobs that the events coalesced into, the kind
-// of the latest event where it changes: a job made by a change event that
-// now also has a deletion behind it, or the reverse. The rows were locked
-// by the insert, so this takes no other lock.
+// of the latest event and when it arrived (EventAtKey): a sync whose user's
+// stored data was fetched after that time needs no fetch of its own
+// (LatestEvent), so every coalesced event must move it. The rows were
+// locked by the insert, so this takes no other lock.
 func markLastEvent(ctx context.Context, tx pgx.Tx, riverSchema string, refs []UserRef, res []*rivertype.JobInsertResult) error {
 	var ids []int64
 	var kinds []string
 	for i, r := range res {
 		if i >= len(refs) || !r.UniqueSkippedAsDuplicate || r.Job == nil {
-			continue
-		}
-		if LastEventWasDeletion(r.Job.Metadata) == refs[i].Deleted {
 			continue
 		}
 		kind := LastEventChanged
@@ -292,6 +290,43 @@ func markLastEvent(ctx context.Context, tx pgx.Tx, riverSchema string, refs []Us
 		return nil
 	}
 	return store.RiverJobs(riverSchema).MarkLastEvent(ctx, tx, ids, kinds)
+}
+
+// EventAtKey is the metadata key of a sync_user job that records when the
+// latest event that coalesced into it arrived (see LatestEvent).
+const EventAtKey = store.EventAtKey
+
+// unknownEvent is LatestEvent's answer for a job with an unreadable event
+// mark: no stored data is newer.
+var unknownEvent = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// LatestEvent is when the latest event that asked for a sync_user job
+// arrived, on the database clock: the job's creation (createdAt), or a later
+// event that coalesced into it while it waited (EventAtKey) or while it ran
+// (DirtyKey). Data fetched strictly after it is at least as new as the
+// provider's state at every one of the job's events.
+func LatestEvent(createdAt time.Time, metadata []byte) time.Time {
+	at := createdAt
+	var m map[string]json.RawMessage
+	if json.Unmarshal(metadata, &m) != nil {
+		return at
+	}
+	for _, k := range []string{EventAtKey, DirtyKey} {
+		raw, ok := m[k]
+		if !ok {
+			continue
+		}
+		var t time.Time
+		if json.Unmarshal(raw, &t) != nil {
+			// A mark that cannot be read (written by hand): an event
+			// whose time is unknown, later than any fetch.
+			return unknownEvent
+		}
+		if t.After(at) {
+			at = t
+		}
+	}
+	return at
 }
 
 // EnqueueResyncsAfterDeletion is EnqueueResyncs for a sync whose latest

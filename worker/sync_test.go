@@ -38,6 +38,12 @@ type runner struct {
 // given tombstone horizon.
 func startRunner(t *testing.T, p provider.Provider, hard bool, horizon time.Duration) *runner {
 	t.Helper()
+	return startRunnerWith(t, p, hard, horizon, worker.Register)
+}
+
+// startRunnerWith is startRunner with the workers that register adds.
+func startRunnerWith(t *testing.T, p provider.Provider, hard bool, horizon time.Duration, register func(*river.Workers, worker.Deps)) *runner {
+	t.Helper()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t), 12)
 	plan := migrate.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: schemaSQL()}
 	if err := migrate.Run(t.Context(), pool, plan, discard()); err != nil {
@@ -49,7 +55,7 @@ func startRunner(t *testing.T, p provider.Provider, hard bool, horizon time.Dura
 	}
 	store := worker.NewStore(worker.StoreConfig{Provider: p.Name(), InternalSchema: "usersync", Target: target, HardDelete: hard})
 	workers := river.NewWorkers()
-	worker.Register(workers, worker.Deps{DB: pool, Logger: discard(), TombstoneHorizon: horizon,
+	register(workers, worker.Deps{DB: pool, Logger: discard(), TombstoneHorizon: horizon,
 		Bindings: map[string]*worker.Binding{p.Name(): {Provider: p, Store: store}}})
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Schema:            "usersync",

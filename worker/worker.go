@@ -44,7 +44,8 @@ type Binding struct {
 // must be cheap and safe for concurrent use.
 type Observer interface {
 	// Synced is called after a sync_user job committed; outcome is one of
-	// "changed", "unchanged", "deleted", "stale".
+	// "changed", "unchanged", "deleted", "stale", "skipped" (no fetch: the
+	// stored data was fetched after the job's latest event).
 	Synced(provider, outcome string, lag time.Duration)
 	// SyncFailed is called when a sync_user job failed; kind is one of
 	// "rate_limited", "bad_credentials", "provider_error", "database_error".
@@ -89,7 +90,7 @@ func Register(workers *river.Workers, d Deps) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	river.AddWorker(workers, &SyncUserWorker{deps: d})
+	river.AddWorker(workers, newSyncUserWorker(d))
 	river.AddWorker(workers, &BackfillPageWorker{deps: d})
 	river.AddWorker(workers, &PruneUserStateWorker{deps: d})
 }
@@ -120,6 +121,20 @@ func snoozeFor(e *provider.RateLimitedError) time.Duration {
 type SyncUserWorker struct {
 	river.WorkerDefaults[jobs.SyncUserArgs]
 	deps Deps
+	// commit group-commits the writes of syncs that found their user, per
+	// provider (commit.go).
+	commit map[string]*committer
+	// fetched reads the skip-fetch check of concurrent syncs together.
+	fetched map[string]*fetchedAtLoader
+}
+
+func newSyncUserWorker(d Deps) *SyncUserWorker {
+	w := &SyncUserWorker{deps: d, commit: map[string]*committer{}, fetched: map[string]*fetchedAtLoader{}}
+	for name, b := range d.Bindings {
+		w.commit[name] = newCommitter(d, b)
+		w.fetched[name] = newFetchedAtLoader(d.DB, b)
+	}
+	return w
 }
 
 // NextRetry implements river.Worker.
@@ -130,6 +145,9 @@ func (w *SyncUserWorker) NextRetry(job *river.Job[jobs.SyncUserArgs]) time.Time 
 // Work fetches the user's profile outside any transaction, then in one
 // transaction completes the job, writes users_sync (unless newer data is
 // already there) and, if an event arrived while it ran, enqueues another sync.
+// A found user's transaction is shared with other syncs' (commit.go); a job
+// whose user's stored data was fetched after its latest event completes
+// without a fetch (skip).
 func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserArgs]) error {
 	a := job.Args
 	b, ok := w.deps.Bindings[a.Provider]
@@ -138,6 +156,13 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	}
 	if err := provider.ValidateUserID(a.UserID); err != nil {
 		return river.JobCancel(fmt.Errorf("sync_user: %w", err))
+	}
+	// Skip-fetch: data fetched after the job's latest event (by a backfill
+	// page, say) is stored already.
+	if at, ok, err := w.fetched[a.Provider].fetchedAt(ctx, a.UserID); err != nil {
+		w.deps.Logger.Debug("skip-fetch check failed; fetching", "provider", a.Provider, "err", err)
+	} else if ok && at.After(jobs.LatestEvent(job.CreatedAt, job.Metadata)) {
+		return w.skip(ctx, b, job, at)
 	}
 	// The fetch token: when this attempt began, on the database's clock. Data
 	// fetched now is at least as new as any event received before it.
@@ -155,6 +180,21 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		if user, err = sameUser(user, a.UserID); err != nil {
 			return w.failed(job, err)
 		}
+	}
+
+	if !gone && !excluded {
+		// The common case: the user was found. Its write, completion and
+		// follow-ups commit with other syncs' (commit.go), as they would
+		// below for this job alone.
+		d := w.commit[a.Provider].write(ctx, &syncWrite{ctx: ctx, job: job, user: user, token: token, done: make(chan syncDone, 1)})
+		if d.err != nil {
+			if d.dbErr {
+				w.deps.Observer.SyncFailed(a.Provider, "database_error", d.err)
+			}
+			return d.err
+		}
+		w.deps.Observer.Synced(a.Provider, d.outcome, time.Since(job.CreatedAt))
+		return nil
 	}
 
 	tx, err := w.deps.DB.Begin(ctx)
@@ -244,6 +284,42 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		outcome = "changed"
 	}
 	w.deps.Observer.Synced(a.Provider, outcome, time.Since(job.CreatedAt))
+	return nil
+}
+
+// skip completes a sync_user job without a fetch: the stored data of its
+// user was fetched at fetchedAt, strictly after the job's latest event, so
+// it is at least as new as the provider's state at every event of the job
+// (or, if that fetch's write could not be ordered, a sync created after it
+// is pending: see Store.FetchedAt). An event that marked the job dirty after
+// fetchedAt enqueues another sync, as for a fetch begun at fetchedAt.
+// Nothing else is written: no fetch, so no deletion-breaker count.
+func (w *SyncUserWorker) skip(ctx context.Context, b *Binding, job *river.Job[jobs.SyncUserArgs], fetchedAt time.Time) error {
+	a := job.Args
+	tx, err := w.deps.DB.Begin(ctx)
+	if err != nil {
+		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+		return fmt.Errorf("sync user %s: begin: %w", a.UserID, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := store.AsyncCommit(ctx, tx); err != nil {
+		return fmt.Errorf("sync user %s: %w", a.UserID, err)
+	}
+	done, err := completeTx(ctx, tx, job)
+	if err != nil {
+		return err
+	}
+	if jobs.DirtySince(done.Metadata, fetchedAt) {
+		ref := jobs.UserRef{Provider: a.Provider, UserID: a.UserID, Deleted: jobs.LastEventWasDeletion(done.Metadata)}
+		if err := enqueueSync(ctx, tx, b.Store.Schemas().River, ref); err != nil {
+			return fmt.Errorf("sync user %s: re-enqueue: %w", a.UserID, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+		return fmt.Errorf("sync user %s: commit: %w", a.UserID, err)
+	}
+	w.deps.Observer.Synced(a.Provider, "skipped", time.Since(job.CreatedAt))
 	return nil
 }
 

@@ -91,11 +91,22 @@ func redactURL(pc *pgxpool.Config) string {
 	return fmt.Sprintf("%s@%s:%d/%s", pc.ConnConfig.User, pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database)
 }
 
+// providerTransport is http.DefaultTransport keeping enough idle
+// connections per provider host for every concurrent sync: with the default
+// two, a burst of syncs dials (and closes) a connection per request.
+func providerTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 512
+	return t
+}
+
 // Providers builds the enabled providers' clients.
 func (e *Env) Providers(m *engine.Metrics) ([]provider.Provider, map[string]string, error) {
 	c := e.Config
+	pooled := providerTransport()
 	client := func(name string) *http.Client {
-		base := http.DefaultTransport
+		base := pooled
 		if e.HTTPClient != nil && e.HTTPClient.Transport != nil {
 			base = e.HTTPClient.Transport
 		}

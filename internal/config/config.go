@@ -93,10 +93,12 @@ func (e *Error) Error() string { return e.Var + ": " + e.Msg }
 var identRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // DefaultWorkers is the default number of concurrent sync workers: syncs
-// wait on provider HTTP calls, so several per core.
+// wait on provider HTTP calls, and the more of them finish together, the
+// more share one group-committed transaction (measured: 128 workers drain
+// a backlog about twice as fast as 32 on 2 cores).
 func DefaultWorkers() int {
-	n := 16 * runtime.NumCPU()
-	return min(max(n, 16), 100)
+	n := 64 * runtime.NumCPU()
+	return min(max(n, 64), 256)
 }
 
 // Load reads the configuration through lookupEnv (os.LookupEnv in

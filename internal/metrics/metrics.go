@@ -42,7 +42,7 @@ type Metrics struct {
 }
 
 // Outcomes of sync_user jobs, as the "outcome" label of usersync_syncs_total.
-var syncOutcomes = []string{"changed", "unchanged", "deleted", "stale",
+var syncOutcomes = []string{"changed", "unchanged", "deleted", "stale", "skipped",
 	"rate_limited", "bad_credentials", "provider_error", "database_error"}
 
 // userEventTypes are the user event types every provider sends (all three

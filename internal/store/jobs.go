@@ -28,13 +28,28 @@ func (q Jobs) MarkDirty(ctx context.Context, tx pgx.Tx, ids []int64) error {
 	return nil
 }
 
-// MarkLastEvent sets LastEventKey on jobs ids to kinds (LastEventDeleted or
-// LastEventChanged), pairwise, in tx, whose unique insert locked the rows.
+// MarkLastEvent records, in tx whose unique insert locked the rows, that an
+// event coalesced into each of jobs ids now: LastEventKey is set to kinds
+// (LastEventDeleted or LastEventChanged), pairwise, and EventAtKey to the
+// transaction's time.
 func (q Jobs) MarkLastEvent(ctx context.Context, tx pgx.Tx, ids []int64, kinds []string) error {
 	if _, err := tx.Exec(ctx, `UPDATE `+q.s.riverJob()+` j
-		SET metadata = j.metadata || jsonb_build_object('`+LastEventKey+`', m.kind)
+		SET metadata = j.metadata || jsonb_build_object('`+LastEventKey+`', m.kind, '`+EventAtKey+`', now())
 		FROM unnest($1::bigint[], $2::text[]) AS m(id, kind) WHERE j.id = m.id`, ids, kinds); err != nil {
 		return fmt.Errorf("record the latest event on %d sync_user jobs: %w", len(ids), err)
+	}
+	return nil
+}
+
+// LockInUserOrder locks the river_job rows ids of sync_user jobs in tx in
+// the order of their user ids (byte order), the order in which a webhook
+// batch's unique insert locks them (jobs.EnqueueSyncs), so that completing
+// several jobs in one transaction never waits for a webhook batch that
+// waits for it in turn.
+func (q Jobs) LockInUserOrder(ctx context.Context, tx pgx.Tx, ids []int64) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM `+q.s.riverJob()+` WHERE id = ANY($1)
+		ORDER BY args->>'provider' COLLATE "C", args->>'user_id' COLLATE "C", id FOR UPDATE`, ids); err != nil {
+		return fmt.Errorf("lock %d sync_user jobs: %w", len(ids), err)
 	}
 	return nil
 }

@@ -97,6 +97,10 @@ const (
 	// LastEventKey records on a sync_user job the kind of the latest event
 	// that asked for it: LastEventDeleted or LastEventChanged.
 	LastEventKey = "usersync_last_event"
+	// EventAtKey records on a sync_user job when the latest event that
+	// coalesced into it arrived (the webhook transaction's time on the
+	// database clock); the job's creation is its first event's time.
+	EventAtKey = "usersync_event_at"
 	// PausedKey marks a sync_user job that waits because deletions by sync
 	// are paused (the value is when it was set).
 	PausedKey = "usersync_deletion_paused_at"

@@ -134,16 +134,17 @@ func (s *Users) prepare() {
 	notify := notifyExpr("$11", "up.id", "CASE WHEN up.inserted THEN 'insert' ELSE 'update' END")
 
 	// $1 provider, $2 ids, $3 raws, $4 names, $5 emails, $6 created, $7 redact,
-	// $8 provider updated_at, $9 fetch token, $10 run id (NULL for sync_user),
+	// $8 provider updated_at, $9 fetch tokens (one per user), $10 run id
+	// (NULL for sync_user),
 	// $11 notification channel.
 	s.upsertSQL = fmt.Sprintf(`WITH input AS (
-  SELECT i.id, i.raw::jsonb - $7::text[] AS doc, i.name, i.email, i.created_at, i.p_updated_at
-  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $8::timestamptz[])
-    AS i(id, raw, name, email, created_at, p_updated_at)
+  SELECT i.id, i.raw::jsonb - $7::text[] AS doc, i.name, i.email, i.created_at, i.p_updated_at, i.token
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $8::timestamptz[], $9::timestamptz[])
+    AS i(id, raw, name, email, created_at, p_updated_at, token)
 ), st AS (
   INSERT INTO %[1]s.user_state AS s (provider, user_id, fetched_at, fetched_until, seen_run,
     p_updated_at, content_hash, deleted, tombstone, verdict)
-  SELECT $1, id, $9, now(), $10, p_updated_at, sha256(convert_to(doc::text, 'UTF8')), false, false, 'applied'
+  SELECT $1, id, token, now(), $10, p_updated_at, sha256(convert_to(doc::text, 'UTF8')), false, false, 'applied'
   FROM input ORDER BY id
   ON CONFLICT (provider, user_id) DO UPDATE SET `+stateUpdate+`,
         seen_run = coalesce(excluded.seen_run, s.seen_run)
@@ -314,6 +315,21 @@ type Result struct {
 // Changed is the number of rows that changed.
 func (r Result) Changed() int { return r.Inserted + r.Updated + r.Deleted }
 
+func (r *Result) add(id, op string) {
+	switch op {
+	case "insert":
+		r.Inserted++
+	case "update":
+		r.Updated++
+	case "delete":
+		r.Deleted++
+	case "stale":
+		r.Stale++
+	case "resync":
+		r.Resync = append(r.Resync, id)
+	}
+}
+
 func collect(rows pgx.Rows) (Result, error) {
 	var r Result
 	for rows.Next() {
@@ -322,18 +338,7 @@ func collect(rows pgx.Rows) (Result, error) {
 		if err := rows.Scan(&id, &op, &n); err != nil {
 			return r, err
 		}
-		switch op {
-		case "insert":
-			r.Inserted++
-		case "update":
-			r.Updated++
-		case "delete":
-			r.Deleted++
-		case "stale":
-			r.Stale++
-		case "resync":
-			r.Resync = append(r.Resync, id)
-		}
+		r.add(id, op)
 	}
 	return r, rows.Err()
 }
@@ -345,6 +350,26 @@ func collect(rows pgx.Rows) (Result, error) {
 // marked deleted is restored because the provider says it exists. runID,
 // when non-nil, records that a backfill run listed these users.
 func (s *Users) Upsert(ctx context.Context, tx pgx.Tx, users []provider.User, token time.Time, runID *int64) (Result, error) {
+	tokens := make([]time.Time, len(users))
+	for i := range tokens {
+		tokens[i] = token
+	}
+	r, _, err := s.upsert(ctx, tx, users, tokens, runID)
+	return r, err
+}
+
+// UpsertFetched is Upsert for users fetched by separate syncs, users[i] at
+// tokens[i] (no two with the same id). It also returns what happened to each
+// user by id: "insert", "update" or "stale" (a user that is not there was
+// unchanged).
+func (s *Users) UpsertFetched(ctx context.Context, tx pgx.Tx, users []provider.User, tokens []time.Time) (Result, map[string]string, error) {
+	if len(tokens) != len(users) {
+		return Result{}, nil, fmt.Errorf("upsert %d users with %d fetch tokens", len(users), len(tokens))
+	}
+	return s.upsert(ctx, tx, users, tokens, nil)
+}
+
+func (s *Users) upsert(ctx context.Context, tx pgx.Tx, users []provider.User, tokens []time.Time, runID *int64) (Result, map[string]string, error) {
 	n := len(users)
 	ids, raws := make([]string, n), make([]string, n)
 	names, emails := make([]*string, n), make([]*string, n)
@@ -352,15 +377,28 @@ func (s *Users) Upsert(ctx context.Context, tx pgx.Tx, users []provider.User, to
 	for i, u := range users {
 		ids[i], raws[i], names[i], emails[i], created[i], updated[i] = u.ID, string(u.Raw), u.Name, u.Email, u.CreatedAt, u.UpdatedAt
 	}
-	rows, err := tx.Query(ctx, s.upsertSQL, s.Provider, ids, raws, names, emails, created, s.Redact, updated, token, runID, s.Target.NotifyChannel)
+	rows, err := tx.Query(ctx, s.upsertSQL, s.Provider, ids, raws, names, emails, created, s.Redact, updated, tokens, runID, s.Target.NotifyChannel)
 	if err != nil {
-		return Result{}, fmt.Errorf("upsert %d users into %s.users_sync: %w", n, s.Target.Schema, err)
+		return Result{}, nil, fmt.Errorf("upsert %d users into %s.users_sync: %w", n, s.Target.Schema, err)
 	}
-	r, err := collect(rows)
-	if err != nil {
-		return r, fmt.Errorf("upsert %d users into %s.users_sync: %w", n, s.Target.Schema, err)
+	var r Result
+	ops := map[string]string{}
+	for rows.Next() {
+		var id, op string
+		var notified *string
+		if err := rows.Scan(&id, &op, &notified); err != nil {
+			rows.Close()
+			return r, nil, fmt.Errorf("upsert %d users into %s.users_sync: %w", n, s.Target.Schema, err)
+		}
+		r.add(id, op)
+		if op != "resync" {
+			ops[id] = op
+		}
 	}
-	return r, nil
+	if err := rows.Err(); err != nil {
+		return r, nil, fmt.Errorf("upsert %d users into %s.users_sync: %w", n, s.Target.Schema, err)
+	}
+	return r, ops, nil
 }
 
 // MarkDeleted records that the provider said, in a fetch begun at token,
@@ -489,6 +527,36 @@ func (s *Users) Inferable(ctx context.Context, tx pgx.Tx, runID int64, startedAt
 		return 0, 0, fmt.Errorf("count deletions run %d would infer: %w", runID, err)
 	}
 	return would, live, nil
+}
+
+// FetchedAtMany returns user_state.fetched_at of each of userIDs (users
+// without state are absent): the start, on the database clock, of the
+// latest fetch of the user whose write was decided. Either the stored data
+// is at least as new as the provider's state at that time, or that write
+// was not applied because it could not be ordered ('ambiguous') and a sync
+// enqueued in its transaction, created after it, is pending.
+func (s *Users) FetchedAtMany(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}, userIDs []string) (map[string]time.Time, error) {
+	rows, err := db.Query(ctx, `SELECT user_id, fetched_at FROM `+pgx.Identifier{s.InternalSchema}.Sanitize()+
+		`.user_state WHERE provider = $1 AND user_id = ANY($2) AND isfinite(fetched_at)`, s.Provider, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read the fetch times of %d users: %w", len(userIDs), err)
+	}
+	defer rows.Close()
+	out := make(map[string]time.Time, len(userIDs))
+	for rows.Next() {
+		var id string
+		var at time.Time
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, fmt.Errorf("read the fetch times of %d users: %w", len(userIDs), err)
+		}
+		out[id] = at
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the fetch times of %d users: %w", len(userIDs), err)
+	}
+	return out, nil
 }
 
 // Known reports whether usersync keeps anything of userID: a users_sync row
