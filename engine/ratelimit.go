@@ -24,11 +24,13 @@ const (
 	// DefaultWorkOSRateLimit: WorkOS allows 1,000 user-management reads per
 	// 10 s per environment (and 6,000 requests per 60 s in all).
 	DefaultWorkOSRateLimit = 90
-	// DefaultStackRateLimit: Stack Auth documents no limit (its hosted API
-	// answers 429 with Retry-After when one is reached); usersync keeps to
-	// the same rate as for the other providers. A self-hosted Stack Auth
-	// may allow more.
-	DefaultStackRateLimit = 90
+	// DefaultStackRateLimit: Stack Auth documents no limit and its
+	// open-source backend has none; its hosted API answers 429 with
+	// Retry-After when an unpublished one is reached, which slows the
+	// shared budget down (docs/limits.md). The default keeps a burst well
+	// below what a self-hosted backend can serve without holding a backlog
+	// back to the other providers' pace.
+	DefaultStackRateLimit = 500
 )
 
 // DefaultRateLimit returns the default request budget of the named

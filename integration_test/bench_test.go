@@ -132,7 +132,7 @@ func parallel(n int, fn func()) {
 func BenchmarkWebhookToRowLatency(b *testing.B) {
 	const rate = 200
 	const n = 2000
-	// The request budget (STACK_RATE_LIMIT, 90/s by default) would hold
+	// The request budget (STACK_RATE_LIMIT, 500/s by default) would hold
 	// 200 events/s back: this measures the pipeline, not the budget.
 	s := NewSystem(b, "stackauth", map[string]string{"USERSYNC_WORKERS": "32", "USERSYNC_DB_MAX_CONNS": "20",
 		"STACK_RATE_LIMIT": "1000000"})
