@@ -98,7 +98,9 @@ func TestHandlerStatuses(t *testing.T) {
 
 type outcomes struct{ got []string }
 
-func (o *outcomes) Webhook(_, eventType, outcome string) { o.got = append(o.got, eventType+" "+outcome) }
+func (o *outcomes) Webhook(_, eventType, outcome string) {
+	o.got = append(o.got, eventType+" "+outcome)
+}
 
 // Organization and membership events: with organizations off, answered
 // 200 and ignored (nothing enqueued); with them on, each asks for a sync of
