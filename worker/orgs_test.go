@@ -751,3 +751,41 @@ func TestMigrateOrganizationTables(t *testing.T) {
 		t.Fatalf("check after migrate: %v", err)
 	}
 }
+
+// prune_user_state also removes the recorded deletions of organizations
+// without a row (ids the provider never had) past the horizon, and keeps
+// the state of a soft-deleted organization whose row remains.
+func TestPruneRemovesOrganizationTombstones(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.mem.put("org_deleted", "x")
+	tx := u.begin()
+	u.syncOrg(tx, "org_deleted", nil)
+	u.mem.remove("org_deleted")
+	u.syncOrg(tx, "org_deleted", nil)
+	u.syncOrg(tx, "org_never", nil)
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, exists := orgName(t, u.pool, "org_never"); exists {
+		t.Fatal("an organization the provider never had got a row")
+	}
+	const horizon = 10 * time.Millisecond
+	for count(t, u.pool, `SELECT count(*) FROM usersync.organization_state WHERE fetched_until > clock_timestamp() - $1::interval`, horizon) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	state := `SELECT count(*) FROM usersync.organization_state WHERE organization_id = $1`
+	tx = u.begin()
+	u.deps.TombstoneHorizon = horizon
+	res, err := u.pruneWorker(tx).Work(t.Context(), t, tx, jobs.PruneUserStateArgs{Provider: "stackauth"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+	if n := count(t, tx, state, "org_never"); n != 0 {
+		t.Errorf("the tombstone of an organization without a row survived the horizon")
+	}
+	if n := count(t, tx, state, "org_deleted"); n != 1 {
+		t.Errorf("a soft-deleted organization's state was pruned with its row still there")
+	}
+}

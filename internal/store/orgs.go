@@ -39,7 +39,7 @@ type OrgsConfig struct {
 type Orgs struct {
 	OrgsConfig
 	stateSQL, upsertOrgSQL, membersSQL, deleteOrgsSQL, deleteAllMembersSQL string
-	userStateSQL, userMembersSQL, inferSQL, inferableSQL                   string
+	userStateSQL, userMembersSQL, inferSQL, inferableSQL, pruneSQL         string
 }
 
 // OrgSet is one organization as one fetch read it: the organization and
@@ -187,6 +187,22 @@ SELECT d.organization_id, 'delete', %[2]s FROM d`, mems, memNotify)
 SELECT organization_id, 'delete' FROM st
 UNION ALL
 SELECT organization_id, 'resync' FROM gone WHERE NOT gone.newer`, is)
+	// Tombstone cleanup, as Users.Prune: $1 provider, $2 horizon in
+	// seconds, $3 batch size.
+	s.pruneSQL = fmt.Sprintf(`WITH c AS (
+  SELECT s.organization_id, EXISTS (SELECT 1 FROM %[2]s o WHERE o.id = s.organization_id) AS has_row
+  FROM %[1]s.organization_state s
+  WHERE s.provider = $1 AND s.tombstone AND s.fetched_until < now() - make_interval(secs => $2)
+  ORDER BY s.fetched_until LIMIT $3
+  FOR UPDATE OF s SKIP LOCKED
+), del AS (
+  DELETE FROM %[1]s.organization_state s USING c
+  WHERE s.provider = $1 AND s.organization_id = c.organization_id AND NOT c.has_row RETURNING 1
+), kept AS (
+  UPDATE %[1]s.organization_state s SET tombstone = false FROM c
+  WHERE s.provider = $1 AND s.organization_id = c.organization_id AND c.has_row RETURNING 1
+)
+SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM kept)`, is, orgs)
 	s.inferableSQL = fmt.Sprintf(`SELECT
   (SELECT count(*) FROM %[2]s o WHERE o.deleted_at IS NULL),
   (SELECT count(*) FROM %[1]s.organization_state s JOIN %[2]s o ON o.id = s.organization_id
@@ -435,4 +451,26 @@ func CountOrganizations(ctx context.Context, db DB, schema string) (live, delete
 		return 0, 0, 0, fmt.Errorf("count organizations in %s: %w", schema, err)
 	}
 	return live, deleted, memberships, nil
+}
+
+// Prune removes the state rows of organization deletions recorded more
+// than horizon ago for organizations without an organizations_sync row
+// (ids the provider never had, hard-deleted organizations), and unmarks
+// those of organizations that have one, so that per-organization state is
+// kept only for organizations the provider has or had. It returns how many
+// rows it removed.
+func (s *Orgs) Prune(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, horizon time.Duration) (int64, error) {
+	var removed int64
+	for {
+		var del, kept int64
+		if err := db.QueryRow(ctx, s.pruneSQL, s.Provider, horizon.Seconds(), pruneBatch).Scan(&del, &kept); err != nil {
+			return removed, fmt.Errorf("prune organization_state of %s: %w", s.Provider, err)
+		}
+		removed += del
+		if del+kept < pruneBatch {
+			return removed, nil
+		}
+	}
 }
