@@ -85,14 +85,25 @@ func (e *Engine) ConfirmHeld(ctx context.Context, prov string, runID int64) (Con
 	if err != nil {
 		return Confirmed{}, err
 	}
+	// The users marked deleted leave their organizations too; a fresh sync
+	// of each organization follows (as a resync, below).
+	var orgResyncs []string
+	if b.Orgs != nil {
+		if orgResyncs, _, err = b.Orgs.DeleteUserMemberships(ctx, tx, res.DeletedIDs, hr.StartedAt); err != nil {
+			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: %w", prov, hr.ID, err)
+		}
+	}
 	// Users written while the run listed cannot be ordered against it: a
 	// fresh sync decides whether they still exist (as at a run's end).
-	if len(res.Resync) > 0 {
+	if len(res.Resync) > 0 || len(orgResyncs) > 0 {
 		client, err := river.NewClient(riverpgxv5.New(e.pool), &river.Config{Schema: e.cfg.RiverSchema, SkipUnknownJobCheck: true})
 		if err != nil {
 			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: river client: %w", prov, hr.ID, err)
 		}
 		if err := jobs.EnqueueResyncs(ctx, tx, client, prov, res.Resync); err != nil {
+			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: %w", prov, hr.ID, err)
+		}
+		if err := jobs.EnqueueOrganizationResyncs(ctx, tx, client, prov, orgResyncs); err != nil {
 			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: %w", prov, hr.ID, err)
 		}
 	}

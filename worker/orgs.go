@@ -223,11 +223,11 @@ func enqueueOrgResyncs(ctx context.Context, tx pgx.Tx, prov string, ids []string
 // deleteUserMemberships is the organizations' side of a user's deletion
 // (in the deleting transaction): the user's memberships are marked deleted
 // and each organization they belonged to is synced again.
-func deleteUserMemberships(ctx context.Context, tx pgx.Tx, b *Binding, userID string, token time.Time) error {
-	if b.Orgs == nil {
+func deleteUserMemberships(ctx context.Context, tx pgx.Tx, b *Binding, userIDs []string, token time.Time) error {
+	if b.Orgs == nil || len(userIDs) == 0 {
 		return nil
 	}
-	orgIDs, _, err := b.Orgs.DeleteUserMemberships(ctx, tx, userID, token)
+	orgIDs, _, err := b.Orgs.DeleteUserMemberships(ctx, tx, userIDs, token)
 	if err != nil {
 		return err
 	}

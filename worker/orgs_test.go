@@ -789,3 +789,28 @@ func TestPruneRemovesOrganizationTombstones(t *testing.T) {
 		t.Errorf("a soft-deleted organization's state was pruned with its row still there")
 	}
 }
+
+// A user that a complete users run infers deleted leaves every
+// organization in the same transaction.
+func TestUserInferredDeletedLeavesOrganizations(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.fake.CreateUser()
+	tx := u.begin()
+	u.seedRows(tx, "ghost-a")
+	raw := json.RawMessage(`{"user_id":"ghost-a"}`)
+	if _, err := u.orgs.Write(t.Context(), tx, []store.OrgSet{{ID: "org_1", Org: &provider.Organization{ID: "org_1", Raw: json.RawMessage(`{"id":"org_1"}`)},
+		Memberships: []provider.Membership{{OrganizationID: "org_1", UserID: "ghost-a", Raw: raw}}}}, time.Now().Add(-time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	u.backfill(tx, jobs.BackfillPageArgs{Provider: "stackauth", Force: true}, nil)
+	if r := u.latestRun(tx); r.Status != store.RunCompleted || r.Deleted != 1 {
+		t.Fatalf("users run %s, %d deleted; want completed, 1", r.Status, r.Deleted)
+	}
+	if got := liveMembers(t, tx, "org_1"); len(got) != 0 {
+		t.Fatalf("live members %v after their user was inferred deleted, want none", got)
+	}
+	if n := waitingOrgSyncs(t, tx, "org_1"); n != 1 {
+		t.Errorf("%d syncs of the organization enqueued, want 1", n)
+	}
+}
