@@ -750,6 +750,19 @@ func TestMigrateOrganizationTables(t *testing.T) {
 	if err := migrate.Check(ctx, pool, plan); err != nil {
 		t.Fatalf("check after migrate: %v", err)
 	}
+	// A users run and an organizations run of one provider may run at
+	// once, also while migrate runs again; two of one kind may not.
+	if _, err := pool.Exec(ctx, `INSERT INTO usersync.backfill_run (provider, status, started_at, kind)
+		VALUES ('stackauth', 'running', now(), 'users'), ('stackauth', 'running', now(), 'organizations')`); err != nil {
+		t.Fatalf("a users run beside an organizations run: %v", err)
+	}
+	if err := migrate.Run(ctx, pool, plan, discard()); err != nil {
+		t.Fatalf("migrate with both kinds running: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO usersync.backfill_run (provider, status, started_at, kind)
+		VALUES ('stackauth', 'running', now(), 'organizations')`); err == nil {
+		t.Fatal("two organizations runs of one provider running at once")
+	}
 }
 
 // prune_user_state also removes the recorded deletions of organizations
