@@ -175,6 +175,13 @@ func (e *Engine) ResumeDeletions(ctx context.Context, prov string) (resumed bool
 	if err != nil {
 		return true, 0, fmt.Errorf("resume deletions of %s: %w", prov, err)
 	}
+	if e.cfg.Organizations {
+		n, err := e.store.Jobs.WakePaused(ctx, e.pool, jobs.KindSyncOrganization, jobs.SyncQueue(prov))
+		if err != nil {
+			return true, woken, fmt.Errorf("resume deletions of %s: %w", prov, err)
+		}
+		woken += n
+	}
 	e.logger.Warn("deletions by sync jobs resumed by an operator", "provider", prov, "woken_jobs", woken)
 	return true, woken, nil
 }

@@ -827,3 +827,43 @@ func TestUserInferredDeletedLeavesOrganizations(t *testing.T) {
 		t.Errorf("%d syncs of the organization enqueued, want 1", n)
 	}
 }
+
+// The sync path's deletion breaker covers organizations: once the
+// provider's unexpected not-found answers reached the limit, an
+// organization not found without its deletion event is not deleted (the
+// job waits); after the organization's deletion event it is.
+func TestSyncOrganizationDeletionBreaker(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	for _, org := range []string{"org_1", "org_2"} {
+		u.mem.put(org, org)
+		u.mem.addMember(org, "u1", "member")
+	}
+	tx := u.begin()
+	u.syncOrg(tx, "org_1", nil)
+	u.syncOrg(tx, "org_2", nil)
+	u.mem.remove("org_1")
+	u.mem.remove("org_2")
+	if _, err := tx.Exec(t.Context(), `INSERT INTO usersync.deletion_breaker (provider, unexpected_not_found) VALUES ('stackauth', $1)`,
+		worker.DeleteGuardMinRows); err != nil {
+		t.Fatal(err)
+	}
+	res, err := u.orgSyncWorker(tx).Work(t.Context(), t, tx, jobs.SyncOrganizationArgs{Provider: "stackauth", OrganizationID: "org_1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, res, river.EventKindJobSnoozed, rivertype.JobStateScheduled)
+	if _, deleted, _ := orgName(t, tx, "org_1"); deleted {
+		t.Fatal("an unexpected not-found past the breaker's limit deleted the organization")
+	}
+	if n := count(t, tx, `SELECT count(*) FROM usersync.deletion_breaker WHERE paused_at IS NOT NULL`); n != 1 {
+		t.Fatal("deletions were not paused")
+	}
+	u.syncOrg(tx, "org_2", deletedEvent)
+	if _, deleted, _ := orgName(t, tx, "org_2"); !deleted {
+		t.Fatal("the organization's own deletion event did not let its not-found delete it")
+	}
+	if got := liveMembers(t, tx, "org_2"); len(got) != 0 {
+		t.Fatalf("live members %v of a deleted organization", got)
+	}
+}

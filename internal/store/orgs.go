@@ -477,3 +477,14 @@ func (s *Orgs) Prune(ctx context.Context, db interface {
 		}
 	}
 }
+
+// HasLiveRow reports whether organizations_sync has a live (not deleted)
+// row for id: only then can a not-found delete anything.
+func (s *Orgs) HasLiveRow(ctx context.Context, tx pgx.Tx, id string) (bool, error) {
+	var ok bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{s.Schema, "organizations_sync"}.Sanitize()+
+		` WHERE id = $1 AND deleted_at IS NULL)`, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("deletion breaker of %s: look up organization %s: %w", s.Provider, id, err)
+	}
+	return ok, nil
+}
