@@ -156,14 +156,20 @@ func newOrgUnit(t *testing.T, hard bool, pageSize int) *orgUnit {
 	mem := newMemOrgs(pageSize)
 	p := orgProvider{Provider: fake.Provider(), memOrgs: mem}
 	u := newUnit(t, p, hard)
-	plan := migrate.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: schemaSQL(), Organizations: true}
-	if err := migrate.Run(t.Context(), u.pool, plan, discard()); err != nil {
-		t.Fatal(err)
-	}
+	migrateOrganizations(t, u)
 	orgs := store.NewOrgs(store.OrgsConfig{Provider: "stackauth", InternalSchema: "usersync", Schema: "neon_identity",
 		OrganizationsChannel: "neon_identity_organizations_sync", MembershipsChannel: "neon_identity_memberships_sync", HardDelete: hard})
 	u.deps.Bindings["stackauth"].Orgs = orgs
 	return &orgUnit{unit: u, orgs: orgs, mem: mem, fake: fake}
+}
+
+// migrateOrganizations migrates u's database with organizations on.
+func migrateOrganizations(t *testing.T, u *unit) {
+	t.Helper()
+	plan := migrate.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: schemaSQL(), Organizations: true}
+	if err := migrate.Run(t.Context(), u.pool, plan, discard()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (u *orgUnit) orgSyncWorker(tx pgx.Tx) *rivertest.Worker[jobs.SyncOrganizationArgs, pgx.Tx] {
