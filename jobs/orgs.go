@@ -81,8 +81,9 @@ type OrgRef struct {
 // organization whose job is already running gets that job marked dirty
 // (DirtyKey) instead. It returns how many jobs it marked.
 func EnqueueOrganizationSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, riverSchema string, refs []OrgRef) (marked int, err error) {
-	// The last event per organization (in arrival order) decides whether
-	// its job expects a deletion.
+	// A deletion event among an organization's events makes its job
+	// expect a deletion, whatever follows: an organization's id is never
+	// reused, and membership events often trail its deletion.
 	last := map[OrgRef]bool{}
 	var uniq []OrgRef
 	for _, r := range refs {
@@ -90,7 +91,7 @@ func EnqueueOrganizationSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, rive
 		if _, ok := last[k]; !ok {
 			uniq = append(uniq, k)
 		}
-		last[k] = r.Deleted
+		last[k] = last[k] || r.Deleted
 	}
 	slices.SortFunc(uniq, func(a, b OrgRef) int {
 		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.OrganizationID, b.OrganizationID))
@@ -111,7 +112,16 @@ func EnqueueOrganizationSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, rive
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %d sync_organization jobs: %w", len(params), err)
 	}
-	if err := markLastEvent(ctx, tx, riverSchema, asUsers, res); err != nil {
+	// Jobs that events coalesced into are marked only to expect a
+	// deletion, never back.
+	var delRefs []UserRef
+	var delRes []*rivertype.JobInsertResult
+	for i, r := range res {
+		if i < len(asUsers) && asUsers[i].Deleted {
+			delRefs, delRes = append(delRefs, asUsers[i]), append(delRes, r)
+		}
+	}
+	if err := markLastEvent(ctx, tx, riverSchema, delRefs, delRes); err != nil {
 		return 0, err
 	}
 	var running []int64
