@@ -40,6 +40,9 @@ type memOrgs struct {
 	failLists int
 	// beforeFetch runs ahead of each FetchOrganization.
 	beforeFetch func(ctx context.Context)
+	// strictCursor: a cursor naming an organization that no longer exists
+	// does not resolve (as Stack Auth's cursors name a user).
+	strictCursor bool
 }
 
 func newMemOrgs(pageSize int) *memOrgs {
@@ -118,6 +121,9 @@ func (m *memOrgs) ListOrganizations(_ context.Context, cursor string) (provider.
 	if m.failLists > 0 {
 		m.failLists--
 		return provider.OrganizationPage{}, &provider.StatusError{StatusCode: 500}
+	}
+	if _, ok := m.orgs[cursor]; m.strictCursor && cursor != "" && !ok {
+		return provider.OrganizationPage{}, fmt.Errorf("cursor %s: %w", cursor, provider.ErrCursorNotFound)
 	}
 	orgs, next := page(m.orgs, cursor, m.pageSize)
 	return provider.OrganizationPage{Organizations: orgs, Next: next}, nil
@@ -871,5 +877,70 @@ func TestSyncOrganizationDeletionBreaker(t *testing.T) {
 	}
 	if got := liveMembers(t, tx, "org_2"); len(got) != 0 {
 		t.Fatalf("live members %v of a deleted organization", got)
+	}
+}
+
+// A run that would infer more organizations deleted than the guard allows
+// is held and deletes nothing.
+func TestBackfillOrganizationsOverTheGuardIsHeld(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.mem.put("org_kept", "x")
+	tx := u.begin()
+	gone := ghosts(worker.DeleteGuardMinRows + 1)
+	for _, id := range gone {
+		if _, err := u.orgs.Write(t.Context(), tx, []store.OrgSet{{ID: id, Org: &provider.Organization{ID: id, Raw: json.RawMessage(`{}`)}}},
+			time.Now().Add(-time.Hour), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	runs := u.orgRuns(tx)
+	r := runs[len(runs)-1]
+	if r.Status != store.RunHeld || r.HeldDeletions == nil || *r.HeldDeletions != int64(len(gone)) || r.Deleted != 0 {
+		t.Fatalf("run %s, held %v, deleted %d; want held with %d", r.Status, r.HeldDeletions, r.Deleted, len(gone))
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.organizations_sync WHERE deleted_at IS NULL`); n != len(gone)+1 {
+		t.Errorf("%d live organizations, want %d (nothing deleted)", n, len(gone)+1)
+	}
+}
+
+// A cursor that no longer resolves (the organization it names was deleted
+// between pages) lists again from the start: the run still completes, never
+// early, and infers the deleted organization.
+func TestBackfillOrganizationsLostCursorRestarts(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 2)
+	u.mem.strictCursor = true
+	for i := range 5 {
+		u.mem.put(fmt.Sprintf("org_%d", i), "x")
+	}
+	tx := u.begin()
+	if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, func(a jobs.BackfillOrganizationsArgs) {
+		if !removed {
+			removed = true
+			u.mem.remove(a.Cursor)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runs := u.orgRuns(tx)
+	r := runs[len(runs)-1]
+	// The run listed the organization before it was deleted: it is not
+	// this run's to infer, but the next one's.
+	if r.Status != store.RunCompleted || r.Restarts != 1 || r.Deleted != 0 {
+		t.Fatalf("run %s, %d restarts, %d deleted; want completed, 1, 0", r.Status, r.Restarts, r.Deleted)
+	}
+	if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.organizations_sync WHERE deleted_at IS NULL`); n != 4 {
+		t.Errorf("%d live organizations after the next run, want 4", n)
 	}
 }
