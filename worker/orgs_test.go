@@ -944,3 +944,37 @@ func TestBackfillOrganizationsLostCursorRestarts(t *testing.T) {
 		t.Errorf("%d live organizations after the next run, want 4", n)
 	}
 }
+
+// A page whose memberships take longer than the page budget to read is
+// written in parts, each job continuing after the last organization the
+// previous one wrote: the run still lists every organization exactly once
+// and completes.
+func TestBackfillOrganizationsPageInParts(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 20)
+	u.deps.OrganizationPageBudget = time.Nanosecond
+	for i := range 20 {
+		org := fmt.Sprintf("org_%02d", i)
+		u.mem.put(org, org)
+		u.mem.addMember(org, "u1", "member")
+	}
+	tx := u.begin()
+	var afters []string
+	results, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, func(a jobs.BackfillOrganizationsArgs) {
+		afters = append(afters, a.After)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 8 organizations a part (one batch of fetchers each).
+	if len(results) != 3 || !slices.Equal(afters, []string{"org_07", "org_15"}) {
+		t.Fatalf("%d jobs continuing after %v; want 3, after org_07 and org_15", len(results), afters)
+	}
+	runs := u.orgRuns(tx)
+	if r := runs[len(runs)-1]; r.Status != store.RunCompleted || r.Listed != 20 {
+		t.Fatalf("run %s, %d listed; want completed, 20", r.Status, r.Listed)
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.memberships_sync WHERE deleted_at IS NULL`); n != 20 {
+		t.Errorf("%d live memberships, want 20", n)
+	}
+}
