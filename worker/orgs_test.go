@@ -978,3 +978,22 @@ func TestBackfillOrganizationsPageInParts(t *testing.T) {
 		t.Errorf("%d live memberships, want 20", n)
 	}
 }
+
+// USERSYNC_REDACT drops its keys from organizations' and memberships'
+// raw_json too; the columns still come from the full objects.
+func TestOrganizationRedaction(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.orgs = store.NewOrgs(store.OrgsConfig{Provider: "stackauth", InternalSchema: "usersync", Schema: "neon_identity", Redact: []string{"name", "role"}})
+	u.deps.Bindings["stackauth"].Orgs = u.orgs
+	u.mem.put("org_1", "Acme")
+	u.mem.addMember("org_1", "u1", "admin")
+	tx := u.begin()
+	u.syncOrg(tx, "org_1", nil)
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.organizations_sync WHERE name = 'Acme' AND NOT raw_json ? 'name' AND raw_json ? 'id'`); n != 1 {
+		t.Error("organization: want the name column from the full object and no name key in raw_json")
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.memberships_sync WHERE role = 'admin' AND NOT raw_json ? 'role' AND raw_json ? 'user_id'`); n != 1 {
+		t.Error("membership: want the role column from the full object and no role key in raw_json")
+	}
+}
