@@ -52,6 +52,20 @@
 // [Metrics.Transport] of the [Metrics] given in [Config.Metrics], and its
 // requests wait for their share; a 429 slows the budget down for all.
 //
+// # Organizations
+//
+// With Config.Organizations, each provider's organizations (Stack Auth
+// teams) and memberships are kept too, in organizations_sync and
+// memberships_sync beside users_sync, which Migrate then creates. Every
+// organization and membership event enqueues a sync_organization job that
+// fetches the organization and all its memberships and writes both tables
+// in the transaction that completes it, ordered like users (no stale
+// overwrite); every backfill also runs a chain of backfill_organizations
+// pages, which [Backfill.Wait] waits for ([Backfill.OrganizationsRun]) and
+// [Engine.Status] reports. A deleted user's memberships are marked deleted
+// with the user. Every provider client must implement
+// provider.Organizations.
+//
 // # Schemas
 //
 // usersync's tables live in Config.InternalSchema ("usersync" by default),

@@ -91,6 +91,13 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 		if err := b.Store.Adopt(ctx, tx); err != nil {
 			return err
 		}
+		if b.Orgs != nil {
+			// Organizations are listed by a chain of their own, started with
+			// every users run.
+			if err := insertTx(ctx, tx, jobs.BackfillOrganizationsArgs{Provider: a.Provider, UsersRunID: r.ID}); err != nil {
+				return fmt.Errorf("backfill %s run %d: enqueue the organizations run: %w", a.Provider, r.ID, err)
+			}
+		}
 		log.Info("backfill run started", "run_id", r.ID)
 	}
 	res, err := b.Store.Upsert(ctx, tx, page.Users, token, &r.ID)
@@ -233,6 +240,10 @@ func (w *BackfillPageWorker) finish(ctx context.Context, tx pgx.Tx, rs store.Run
 	del, err := b.Store.InferDeletions(ctx, tx, r.ID, r.StartedAt)
 	if err != nil {
 		return nil, 0, err
+	}
+	// The users inferred deleted leave their organizations too.
+	if err := deleteUserMemberships(ctx, tx, b, del.DeletedIDs, r.StartedAt); err != nil {
+		return nil, 0, fmt.Errorf("backfill %s run %d: %w", prov, r.ID, err)
 	}
 	// Users written while the run listed cannot be ordered against it: a
 	// fresh sync decides whether they still exist.

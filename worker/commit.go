@@ -269,6 +269,17 @@ func (c *committer) commitTx(batch []*syncWrite) ([]syncDone, error) {
 			return nil, err
 		}
 	}
+	// Membership objects that embed a changed user changed with it: their
+	// organizations are read again (as Work does for a lone job).
+	if c.b.Orgs != nil {
+		for _, u := range users {
+			if op := ops[u.ID]; op == "insert" || op == "update" {
+				if err := refreshUserMemberships(ctx, tx, c.b, u.ID); err != nil {
+					return nil, fmt.Errorf("refresh memberships of %s: %w", u.ID, err)
+				}
+			}
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}

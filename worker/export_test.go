@@ -34,3 +34,15 @@ func RegisterBatched(workers *river.Workers, d Deps, n int) {
 	}
 	river.AddWorker(workers, w)
 }
+
+// NewTestOrgWorkers returns the organizations' workers Register adds, with
+// the same defaults.
+func NewTestOrgWorkers(d Deps) (*SyncOrganizationWorker, *BackfillOrganizationsWorker) {
+	if d.Observer == nil {
+		d.Observer = nopObserver{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &SyncOrganizationWorker{deps: d}, &BackfillOrganizationsWorker{deps: d}
+}

@@ -38,6 +38,10 @@ type Binding struct {
 	// of users_sync on the sync path as the provider's list leaves them out
 	// of backfills (USERSYNC_ANONYMOUS=exclude): see syncExcludedAnonymous.
 	ExcludeAnonymous bool
+	// Orgs, when set (USERSYNC_ORGANIZATIONS=on), writes the provider's
+	// organizations and memberships; Provider then implements
+	// provider.Organizations.
+	Orgs *store.Orgs
 }
 
 // Observer receives what workers did, for metrics and status. Every method
@@ -80,6 +84,10 @@ type Deps struct {
 	// the zero value holds every run that would delete more than
 	// DeleteGuardMinRows users).
 	DeleteGuard float64
+	// OrganizationPageBudget is how long one backfill_organizations job
+	// reads memberships before it leaves the rest of its page to the next
+	// job; 0 means DefaultOrganizationPageBudget.
+	OrganizationPageBudget time.Duration
 }
 
 // Register adds usersync's workers to a River worker set.
@@ -93,6 +101,8 @@ func Register(workers *river.Workers, d Deps) {
 	river.AddWorker(workers, newSyncUserWorker(d))
 	river.AddWorker(workers, &BackfillPageWorker{deps: d})
 	river.AddWorker(workers, &PruneUserStateWorker{deps: d})
+	river.AddWorker(workers, &SyncOrganizationWorker{deps: d})
+	river.AddWorker(workers, &BackfillOrganizationsWorker{deps: d})
 }
 
 // MaxRetryDelay caps the exponential retry backoff of failing jobs.
@@ -255,6 +265,15 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		res, err = b.Store.MarkDeleted(ctx, tx, a.UserID, token)
 	} else {
 		res, err = b.Store.Upsert(ctx, tx, []provider.User{user}, token, nil)
+	}
+	switch {
+	case err != nil:
+	case (gone || excluded) && res.Stale == 0:
+		// The user is gone (or left out): so are their memberships.
+		err = deleteUserMemberships(ctx, tx, b, []string{a.UserID}, token)
+	case !gone && !excluded && res.Changed() > 0:
+		// Membership objects that embed the user changed with it.
+		err = refreshUserMemberships(ctx, tx, b, a.UserID)
 	}
 	if err != nil {
 		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
