@@ -18,7 +18,14 @@ import (
 	"time"
 
 	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/fakekit"
 )
+
+// membershipStatusSetter is a fake whose memberships have a status
+// (WorkOS: active, inactive, pending).
+type membershipStatusSetter interface {
+	SetMembershipStatus(orgID, userID, status string) bool
+}
 
 // TestOrgMigrate (docs/data-model.md): with USERSYNC_ORGANIZATIONS=on,
 // `usersync migrate` creates organizations_sync and memberships_sync with
@@ -244,6 +251,33 @@ func orgScenario(t *testing.T, s *System, addr string) (deletedOrg, deletedUser 
 	f.RemoveMember(a, users[3])
 	s.SendMember(addr, a, users[3], true)
 	step("organizations renamed, a role changed, a member removed")
+
+	// WorkOS: memberships of every status are kept (raw_json->>'status').
+	if st, ok := s.Fake.(membershipStatusSetter); ok {
+		for _, m := range []struct{ org, user, status string }{{a, users[4], "inactive"}, {b, users[6], "pending"}} {
+			if !st.SetMembershipStatus(m.org, m.user, m.status) {
+				t.Fatalf("fake: SetMembershipStatus(%s, %s, %s) failed", m.org, m.user, m.status)
+			}
+			s.SendMember(addr, m.org, m.user, false)
+		}
+		step("memberships made inactive and pending")
+		for _, k := range []string{memberKey(a, users[4]), memberKey(b, users[6])} {
+			if r, ok := s.MemberRows()[k]; !ok || r.DeletedAt != nil {
+				t.Errorf("membership %s that is not active is missing or marked deleted", k)
+			}
+		}
+	}
+	// Stack Auth: anonymous and restricted users are members too, although
+	// the member list hides them unless asked.
+	if hf, ok := s.Fake.(fakekit.HiddenUsersFake); ok {
+		for _, u := range hf.CreateHiddenUsers() {
+			if !f.AddMember(b, u, "") {
+				t.Fatalf("fake: AddMember(%s, hidden user %s) failed", b, u)
+			}
+			s.SendMember(addr, b, u, false)
+		}
+		step("anonymous and restricted members added")
+	}
 
 	// Delete an organization (no membership events) and a user who is a
 	// member of two (only the user's own deletion event is sent).
