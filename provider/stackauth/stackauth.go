@@ -31,6 +31,7 @@ import (
 	"time"
 
 	svix "github.com/svix/svix-webhooks/go"
+	"github.com/tidwall/gjson"
 
 	"github.com/usersync/usersync/provider"
 )
@@ -322,15 +323,22 @@ func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, e
 // X-Stack-Known-Error header and in the JSON body's code. Any other 404 (a
 // server that is not Stack Auth's API) is not a deletion.
 func isUserNotFound(header http.Header, body []byte) bool {
+	return isKnownError(header, body, "USER_NOT_FOUND")
+}
+
+// isKnownError reports whether an error answer is Stack Auth's known error
+// code, named both in the X-Stack-Known-Error header and in the JSON body's
+// code.
+func isKnownError(header http.Header, body []byte, code string) bool {
 	// Stack Auth's newer releases (renamed Hexclave) announce the same
 	// header under an x-hexclave- name as well.
-	if header.Get("X-Stack-Known-Error") != "USER_NOT_FOUND" && header.Get("X-Hexclave-Known-Error") != "USER_NOT_FOUND" {
+	if header.Get("X-Stack-Known-Error") != code && header.Get("X-Hexclave-Known-Error") != code {
 		return false
 	}
 	var e struct {
 		Code string `json:"code"`
 	}
-	return json.Unmarshal(body, &e) == nil && e.Code == "USER_NOT_FOUND"
+	return json.Unmarshal(body, &e) == nil && e.Code == code
 }
 
 // cursorRejected reports whether a non-2xx list answer is about the cursor
@@ -534,7 +542,10 @@ func canonicalID(id string, raw []byte) (string, []byte, error) {
 // ParseWebhook verifies a Svix-signed delivery (5-minute tolerance) and
 // parses Stack Auth's {"type", "data"} body. user.created and user.updated
 // give [provider.EventUserChanged], user.deleted [provider.EventUserDeleted];
-// every other type is [provider.EventIgnored]. Errors wrap
+// team.created and team.updated [provider.EventOrganizationChanged],
+// team.deleted [provider.EventOrganizationDeleted], team_membership.created
+// and team_membership.deleted [provider.EventMembershipChanged]; every other
+// type (team_permission.*, ...) is [provider.EventIgnored]. Errors wrap
 // [provider.ErrBadSignature] or [provider.ErrBadPayload].
 func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, error) {
 	if header == nil {
@@ -548,6 +559,16 @@ func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, 
 
 // parsePayload parses a verified webhook body.
 func parsePayload(body []byte) (provider.Event, error) {
+	if typ := gjson.GetBytes(body, "type"); typ.Type == gjson.String {
+		switch typ.Str {
+		case "team.created", "team.updated", "team.deleted", "team_membership.created", "team_membership.deleted":
+			ev, err := parseTeamEvent(body, typ.Str)
+			if err != nil {
+				return provider.Event{}, fmt.Errorf("stackauth: webhook: %s: %w", typ.Str, err)
+			}
+			return ev, nil
+		}
+	}
 	ev, err := provider.ParseUserEvent(body, "type", func(id string) error {
 		if !IsUUID(id) {
 			return fmt.Errorf("%w: user id (data.id) is not a UUID", provider.ErrBadPayload)
@@ -561,6 +582,60 @@ func parsePayload(body []byte) (provider.Event, error) {
 	// always returns in lower case: normalise, so one user is one job key.
 	ev.UserID = strings.ToLower(ev.UserID)
 	return ev, nil
+}
+
+// parseTeamEvent parses a team.* or team_membership.* body: data is the
+// team object ({id} only for team.deleted) or {team_id, user_id}. Only the
+// ids are read; they must be UUIDs, and come back in lower case.
+func parseTeamEvent(body []byte, typ string) (provider.Event, error) {
+	if !json.Valid(body) {
+		return provider.Event{}, fmt.Errorf("%w: body is not valid JSON", provider.ErrBadPayload)
+	}
+	data := gjson.GetBytes(body, "data")
+	switch {
+	case !data.Exists():
+		return provider.Event{}, fmt.Errorf("%w: missing \"data\"", provider.ErrBadPayload)
+	case !data.IsObject():
+		return provider.Event{}, fmt.Errorf("%w: \"data\" is not a JSON object", provider.ErrBadPayload)
+	}
+	ev := provider.Event{Type: typ}
+	var err error
+	switch typ {
+	case "team.created", "team.updated":
+		ev.Kind = provider.EventOrganizationChanged
+		ev.OrganizationID, err = eventID(data, "id", "team id")
+	case "team.deleted":
+		ev.Kind = provider.EventOrganizationDeleted
+		ev.OrganizationID, err = eventID(data, "id", "team id")
+	default: // team_membership.created, team_membership.deleted
+		ev.Kind = provider.EventMembershipChanged
+		if ev.OrganizationID, err = eventID(data, "team_id", "team id"); err == nil {
+			ev.UserID, err = eventID(data, "user_id", "user id")
+		}
+	}
+	if err != nil {
+		return provider.Event{}, err
+	}
+	return ev, nil
+}
+
+// eventID reads data.key, which must be a string id that passes
+// [provider.ValidateUserID] and is a UUID, and returns it in lower case.
+func eventID(data gjson.Result, key, what string) (string, error) {
+	v := data.Get(key)
+	switch {
+	case !v.Exists():
+		return "", fmt.Errorf("%w: missing %s (data.%s)", provider.ErrBadPayload, what, key)
+	case v.Type != gjson.String:
+		return "", fmt.Errorf("%w: %s (data.%s) is not a JSON string", provider.ErrBadPayload, what, key)
+	}
+	if err := provider.ValidateUserID(v.Str); err != nil {
+		return "", fmt.Errorf("%s (data.%s): %w", what, key, err)
+	}
+	if !IsUUID(v.Str) {
+		return "", fmt.Errorf("%w: %s (data.%s) is not a UUID", provider.ErrBadPayload, what, key)
+	}
+	return strings.ToLower(v.Str), nil
 }
 
 // IsUUID reports whether s has the form of a UUID: 8-4-4-4-12 hexadecimal

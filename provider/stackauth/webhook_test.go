@@ -51,7 +51,7 @@ func TestParseWebhookEvents(t *testing.T) {
 	body, h = f.Webhook(provider.EventUserDeleted, ids[0])
 	check("deleted", body, h, provider.EventUserDeleted, "user.deleted", ids[0])
 	body, h = f.IgnoredWebhook()
-	check("ignored", body, h, provider.EventIgnored, "team.created", "")
+	check("ignored", body, h, provider.EventIgnored, "team_permission.created", "")
 
 	now := time.Now()
 	check("verbatim created", []byte(verbatimCreated), f.SignWebhook([]byte(verbatimCreated), now), provider.EventUserChanged, "user.created", testUUID)
@@ -60,9 +60,9 @@ func TestParseWebhookEvents(t *testing.T) {
 	b := []byte(`{"type":"user.updated","data":{"id":"` + upper + `"}}`)
 	check("upper-case uuid", b, f.SignWebhook(b, now), provider.EventUserChanged, "user.updated", strings.ToLower(upper))
 
-	for _, typ := range []string{"team.created", "team.updated", "team.deleted", "team_membership.created",
-		"team_membership.deleted", "team_permission.created", "team_permission.deleted", "project.updated", "user.exploded"} {
-		// Non-user events are ignored whatever their data looks like.
+	for _, typ := range []string{"team_permission.created", "team_permission.deleted", "project.updated", "user.exploded",
+		"team_membership.updated", "stack.test"} {
+		// Events about neither users nor teams are ignored whatever their data looks like.
 		b := []byte(`{"type":"` + typ + `","data":{"team_id":"` + testUUID + `","user_id":42}}`)
 		check(typ, b, f.SignWebhook(b, now), provider.EventIgnored, typ, "")
 	}
@@ -187,6 +187,9 @@ func FuzzParseWebhook(f *testing.F) {
 		verbatimCreated, verbatimDeleted,
 		`{"type":"team.created","data":{"id":"` + testUUID + `"}}`,
 		`{"type":"team_membership.created","data":{"team_id":"` + testUUID + `","user_id":"` + testUUID + `"}}`,
+		`{"type":"team_membership.deleted","data":{"team_id":"` + testUUID + `","user_id":5}}`,
+		`{"type":"team.deleted","data":{"id":"` + strings.ToUpper(testUUID) + `"}}`,
+		`{"type":"team_permission.created","data":{"id":"team_member","team_id":"` + testUUID + `","user_id":"` + testUUID + `"}}`,
 		`{"type":"user.updated","data":{"id":"` + testUUID[:35] + `\u0085"}}`,
 		`{"type":"user.deleted","data":{"id":12,"teams":[]}}`,
 		`{"type":"user.deleted","data":{"id":null}}`,
@@ -226,9 +229,19 @@ func FuzzParseWebhook(f *testing.F) {
 			if err := provider.ValidateUserID(ev.UserID); err != nil || !stackauth.IsUUID(ev.UserID) {
 				t.Fatalf("accepted user event with invalid id %q: %v", ev.UserID, err)
 			}
+		case provider.EventOrganizationChanged, provider.EventOrganizationDeleted:
+			if err := provider.ValidateUserID(ev.OrganizationID); err != nil || !stackauth.IsUUID(ev.OrganizationID) || ev.OrganizationID != strings.ToLower(ev.OrganizationID) || ev.UserID != "" {
+				t.Fatalf("accepted team event with invalid ids: %+v", ev)
+			}
+		case provider.EventMembershipChanged:
+			for _, id := range []string{ev.OrganizationID, ev.UserID} {
+				if err := provider.ValidateUserID(id); err != nil || !stackauth.IsUUID(id) || id != strings.ToLower(id) {
+					t.Fatalf("accepted membership event with invalid ids: %+v", ev)
+				}
+			}
 		case provider.EventIgnored:
-			if ev.UserID != "" {
-				t.Fatalf("ignored event with a user id: %+v", ev)
+			if ev.UserID != "" || ev.OrganizationID != "" {
+				t.Fatalf("ignored event with an id: %+v", ev)
 			}
 		default:
 			t.Fatalf("unknown kind %d", ev.Kind)

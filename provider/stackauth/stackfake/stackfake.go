@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,6 +111,15 @@ type Fake struct {
 	dead  int   // tombstones in users
 	clock int64 // logical time (ms): the latest sign-up or update
 
+	// Teams (teams.go).
+	orgs     map[uid]*orgRecord
+	goneOrgs map[uid]orgRecord        // deleted teams' last state
+	userOrgs map[uid]map[uid]struct{} // user → the teams they belong to
+	// goneUserOrgs are the teams a deleted user belonged to (user.deleted
+	// names them).
+	goneUserOrgs map[uid][]uid
+	joinSeq      int64
+
 	faultMu    sync.Mutex
 	latency    time.Duration
 	failN      int
@@ -153,6 +163,11 @@ func New(opts Options) *Fake {
 		rng:    rand.New(rand.NewPCG(uint64(opts.Seed), 0x5eed5eed)),
 		index:  make(map[uid]int32),
 		gone:   make(map[uid]record),
+
+		orgs:         make(map[uid]*orgRecord),
+		goneOrgs:     make(map[uid]orgRecord),
+		userOrgs:     make(map[uid]map[uid]struct{}),
+		goneUserOrgs: make(map[uid][]uid),
 	}
 	// Sign-ups start on 2023-01-01 (plus up to a day) and move forward.
 	f.clock = time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli() + f.rng.Int64N(86_400_000)
@@ -162,6 +177,8 @@ func New(opts Options) *Fake {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/users", f.handleList)
 	mux.HandleFunc("GET /api/v1/users/{id}", f.handleGet)
+	mux.HandleFunc("GET /api/v1/teams", f.handleListTeams)
+	mux.HandleFunc("GET /api/v1/teams/{id}", f.handleGetTeam)
 	f.srv = httptest.NewServer(f.middleware(mux))
 	return f
 }
@@ -236,6 +253,12 @@ func (f *Fake) newUIDLocked() uid {
 			continue
 		}
 		if _, ok := f.gone[u]; ok {
+			continue
+		}
+		if _, ok := f.orgs[u]; ok {
+			continue
+		}
+		if _, ok := f.goneOrgs[u]; ok {
 			continue
 		}
 		return u
@@ -350,7 +373,8 @@ func (f *Fake) UpdateUser(id string) bool {
 	return true
 }
 
-// DeleteUser removes the user; false if it did not exist.
+// DeleteUser removes the user and the user's team memberships; false if
+// it did not exist.
 func (f *Fake) DeleteUser(id string) bool {
 	key, ok := parseUID(id)
 	if !ok {
@@ -364,6 +388,17 @@ func (f *Fake) DeleteUser(id string) bool {
 	}
 	f.users[pos].deleted = true
 	f.gone[key] = f.users[pos]
+	if teams := f.userOrgs[key]; len(teams) > 0 {
+		var was []uid
+		for t := range teams {
+			if o := f.orgs[t]; o != nil {
+				f.leaveLocked(o, key)
+			}
+			was = append(was, t)
+		}
+		slices.SortFunc(was, func(a, b uid) int { return bytes.Compare(a[:], b[:]) })
+		f.goneUserOrgs[key] = was
+	}
 	delete(f.index, key)
 	f.dead++
 	if f.dead > 64 && f.dead*4 > len(f.users) {
@@ -433,7 +468,8 @@ func (f *Fake) idText(u uid) string {
 // "data": <the full user>}; for a deleted user its last state is sent, and for
 // an id the fake never knew a user is generated around the id as given (so
 // tests can send malformed ids). EventUserDeleted:
-// {"type":"user.deleted","data":{"id":id,"teams":[]}}. EventIgnored: as
+// {"type":"user.deleted","data":{"id":id,"teams":[{"id":...}]}}, naming
+// the teams the user belongs (or, deleted, belonged) to. EventIgnored: as
 // [Fake.IgnoredWebhook].
 func (f *Fake) Webhook(kind provider.EventKind, id string) ([]byte, http.Header) {
 	var body []byte
@@ -464,23 +500,60 @@ func (f *Fake) Webhook(kind provider.EventKind, id string) ([]byte, http.Header)
 	case provider.EventUserDeleted:
 		body = append(body, `{"type":"user.deleted","data":{"id":`...)
 		body = appendString(body, id)
-		body = append(body, `,"teams":[]}}`...)
+		body = append(body, `,"teams":[`...)
+		for i, t := range f.userTeams(id) {
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = append(body, `{"id":"`...)
+			body = append(body, f.idText(t)...)
+			body = append(body, `"}`...)
+		}
+		body = append(body, `]}}`...)
 	default:
 		return f.IgnoredWebhook()
 	}
 	return body, f.SignWebhook(body, time.Now())
 }
 
-// IgnoredWebhook builds a signed team.created delivery.
+// userTeams returns the teams the user belongs to or, deleted, belonged
+// to, in id order.
+func (f *Fake) userTeams(id string) []uid {
+	key, ok := parseUID(id)
+	if !ok {
+		return nil
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if _, live := f.index[key]; !live {
+		return f.goneUserOrgs[key]
+	}
+	out := make([]uid, 0, len(f.userOrgs[key]))
+	for t := range f.userOrgs[key] {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b uid) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// IgnoredWebhook builds a signed team_permission.created delivery (a
+// member's permission: usersync stores no roles for Stack Auth), as Stack
+// Auth sends one when a user joins a team.
 func (f *Fake) IgnoredWebhook() ([]byte, http.Header) {
-	t := f.teams[0]
-	body := []byte(`{"type":"team.created","data":{"id":"`)
-	body = t.id.appendTo(body)
-	body = append(body, `","display_name":`...)
-	body = appendString(body, t.name)
-	body = append(body, `,"profile_image_url":null,"created_at_millis":`...)
-	body = strconv.AppendInt(body, t.createdAt, 10)
-	body = append(body, `,"client_metadata":null,"client_read_only_metadata":null,"server_metadata":null}}`...)
+	body := []byte(`{"type":"team_permission.created","data":{"id":"team_member","team_id":"`)
+	body = f.teams[0].id.appendTo(body)
+	body = append(body, `","user_id":"`...)
+	f.mu.RLock()
+	user := f.teams[1].id // a stand-in when there are no users
+	for _, r := range f.users {
+		if !r.deleted {
+			user = r.id
+			break
+		}
+	}
+	f.mu.RUnlock()
+	body = user.appendTo(body)
+	body = append(body, `"}}`...)
 	return body, f.SignWebhook(body, time.Now())
 }
 
@@ -727,6 +800,15 @@ func (f *Fake) handleList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	var team *uid
+	if q.Has("team_id") {
+		key, ok := parseUID(q.Get("team_id"))
+		if !ok {
+			writeSchemaError(w, r, "query.team_id must be a valid UUID")
+			return
+		}
+		team = &key
+	}
 	flags := map[string]bool{}
 	for _, name := range []string{"include_anonymous", "only_anonymous", "include_restricted"} {
 		if !q.Has(name) {
@@ -758,15 +840,34 @@ func (f *Fake) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	var page []record
 	f.mu.RLock()
+	users := f.users // the list to page through
+	if team != nil {
+		// A team's members: the same list, kept to them (none for a team
+		// that does not exist).
+		users = nil
+		if o := f.orgs[*team]; o != nil {
+			users = f.membersLocked(o)
+		}
+	}
 	pos, step := 0, 1
 	if desc {
-		pos, step = len(f.users)-1, -1
+		pos, step = len(users)-1, -1
 	}
 	found := true
 	if hasCursor {
+		// Prisma's cursor: the user must exist (else nothing is listed);
+		// the page starts at its place in the order, whether or not it is
+		// itself listed.
 		var p int32
 		p, found = f.index[cursor]
 		pos = int(p)
+		if found && team != nil {
+			at := f.users[p]
+			pos = sort.Search(len(users), func(i int) bool { return users[i].less(at) >= 0 })
+			if desc {
+				pos = sort.Search(len(users), func(i int) bool { return users[i].less(at) > 0 }) - 1
+			}
+		}
 	}
 	if found {
 		if want > 0 {
@@ -774,8 +875,8 @@ func (f *Fake) handleList(w http.ResponseWriter, r *http.Request) {
 		} else {
 			page = make([]record, 0, len(f.index))
 		}
-		for ; pos >= 0 && pos < len(f.users) && (want < 0 || len(page) < want); pos += step {
-			if rec := f.users[pos]; !rec.deleted && keep(rec) {
+		for ; pos >= 0 && pos < len(users) && (want < 0 || len(page) < want); pos += step {
+			if rec := users[pos]; !rec.deleted && keep(rec) {
 				page = append(page, rec)
 			}
 		}
