@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/usersync/usersync/provider"
 )
 
@@ -87,7 +89,11 @@ func VerifySignature(secret []byte, header string, body []byte, now time.Time) e
 // ParseWebhook verifies a WorkOS delivery (WorkOS-Signature, 180 s
 // tolerance) and parses its envelope {id, event, data, created_at, object}.
 // user.created and user.updated are EventUserChanged, user.deleted (which
-// carries the full user) is EventUserDeleted; other events are EventIgnored.
+// carries the full user) is EventUserDeleted. organization.created and
+// .updated are EventOrganizationChanged, and so are organization_domain.*
+// (a domain is part of its organization's object); organization.deleted is
+// EventOrganizationDeleted; organization_membership.created, .updated and
+// .deleted are EventMembershipChanged. Other events are EventIgnored.
 func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, error) {
 	if err := VerifySignature(c.webhookSecret, header.Get(SignatureHeader), body, c.now()); err != nil {
 		return provider.Event{}, fmt.Errorf("workos: webhook: %w", err)
@@ -101,7 +107,65 @@ func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, 
 
 // parseEvent parses a verified delivery's body.
 func parseEvent(body []byte) (provider.Event, error) {
-	return provider.ParseUserEvent(body, "event", ValidateUserID)
+	ev, err := provider.ParseUserEvent(body, "event", ValidateUserID)
+	if err != nil || ev.Kind != provider.EventIgnored {
+		return ev, err
+	}
+	// ParseUserEvent has checked that body is a JSON object with a
+	// non-empty string "event".
+	var orgPath, userPath string
+	switch ev.Type {
+	case "organization.created", "organization.updated":
+		ev.Kind, orgPath = provider.EventOrganizationChanged, "id"
+	case "organization.deleted":
+		ev.Kind, orgPath = provider.EventOrganizationDeleted, "id"
+	case "organization_domain.created", "organization_domain.updated", "organization_domain.deleted",
+		"organization_domain.verified":
+		ev.Kind, orgPath = provider.EventOrganizationChanged, "organization_id"
+	case "organization_domain.verification_failed":
+		// data is {reason, organization_domain: {...}}.
+		ev.Kind, orgPath = provider.EventOrganizationChanged, "organization_domain.organization_id"
+	case "organization_membership.created", "organization_membership.updated", "organization_membership.deleted":
+		ev.Kind, orgPath, userPath = provider.EventMembershipChanged, "organization_id", "user_id"
+	default:
+		return ev, nil
+	}
+	data := gjson.GetBytes(body, "data")
+	if !data.IsObject() {
+		return provider.Event{}, fmt.Errorf("%s: %w: \"data\" is missing or not a JSON object", ev.Type, provider.ErrBadPayload)
+	}
+	id, err := stringAt(data, orgPath)
+	if err != nil {
+		return provider.Event{}, fmt.Errorf("%s: %w", ev.Type, err)
+	}
+	if err := ValidateOrganizationID(id); err != nil {
+		return provider.Event{}, fmt.Errorf("%s: data.%s: %w", ev.Type, orgPath, err)
+	}
+	ev.OrganizationID = id
+	if userPath != "" {
+		id, err := stringAt(data, userPath)
+		if err != nil {
+			return provider.Event{}, fmt.Errorf("%s: %w", ev.Type, err)
+		}
+		if err := ValidateUserID(id); err != nil {
+			return provider.Event{}, fmt.Errorf("%s: data.%s: %w", ev.Type, userPath, err)
+		}
+		ev.UserID = id
+	}
+	return ev, nil
+}
+
+// stringAt returns the string at path (gjson dot syntax, plain keys) in data;
+// the error wraps provider.ErrBadPayload.
+func stringAt(data gjson.Result, path string) (string, error) {
+	v := data.Get(path)
+	switch {
+	case !v.Exists():
+		return "", fmt.Errorf("%w: missing data.%s", provider.ErrBadPayload, path)
+	case v.Type != gjson.String:
+		return "", fmt.Errorf("%w: data.%s is not a JSON string", provider.ErrBadPayload, path)
+	}
+	return v.String(), nil
 }
 
 var _ provider.SignatureChecker = (*Client)(nil)

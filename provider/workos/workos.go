@@ -118,7 +118,7 @@ func (c *Client) FetchUser(ctx context.Context, id string) (provider.User, error
 		// No WorkOS user can have this id.
 		return provider.User{}, fmt.Errorf("workos: fetch user %q: %w (%v)", id, provider.ErrUserNotFound, err)
 	}
-	body, err := c.get(ctx, "/user_management/users/"+url.PathEscape(id), nil, id)
+	body, err := c.get(ctx, "/user_management/users/"+url.PathEscape(id), nil, userEntity(id))
 	if err != nil {
 		return provider.User{}, fmt.Errorf("workos: fetch user %s: %w", id, err)
 	}
@@ -160,7 +160,7 @@ func (c *Client) ListUsers(ctx context.Context, cursor string) (provider.Page, e
 		}
 		q.Set("after", cursor)
 	}
-	body, err := c.get(ctx, "/user_management/users", q, "")
+	body, err := c.get(ctx, "/user_management/users", q, nil)
 	if err != nil {
 		var se *provider.StatusError
 		if cursor != "" && errors.As(err, &se) &&
@@ -209,19 +209,42 @@ func (c *Client) ResumeCursor(lastUserID string) string {
 	return lastUserID
 }
 
+// entity is the object a request is about, for classifying a 404 answer:
+// in WorkOS's own not-found format it means the object does not exist (err),
+// in any other format it is a foreign answer (a wrong API URL).
+type entity struct {
+	// noun starts WorkOS's not-found message ("User not found: '<id>'.").
+	noun string
+	id   string
+	// err is the classified error a not-found answer wraps.
+	err error
+	// single: the answer is one object (bounded by MaxUserResponseBytes),
+	// not a list page.
+	single bool
+}
+
+func userEntity(id string) *entity {
+	return &entity{noun: "user", id: id, err: provider.ErrUserNotFound, single: true}
+}
+
 // get performs an authenticated GET and returns the body of a 200 answer,
-// or a classified error. userID, when set, is the user the request is
-// about: a 404 in WorkOS's own not-found format then means the user is gone.
+// or a classified error. ent, when set, is the object the request is about:
+// a 404 in WorkOS's own not-found format then means it is gone.
 // Error messages hold no credential the client knows of.
-func (c *Client) get(ctx context.Context, path string, q url.Values, userID string) ([]byte, error) {
-	body, err := c.doGet(ctx, path, q, userID)
+func (c *Client) get(ctx context.Context, path string, q url.Values, ent *entity) ([]byte, error) {
+	return c.getQuery(ctx, path, q.Encode(), ent)
+}
+
+// getQuery is get with an encoded query ("" = none).
+func (c *Client) getQuery(ctx context.Context, path, query string, ent *entity) ([]byte, error) {
+	body, err := c.doGet(ctx, path, query, ent)
 	return body, c.red.RedactError(err)
 }
 
-func (c *Client) doGet(ctx context.Context, path string, q url.Values, userID string) ([]byte, error) {
+func (c *Client) doGet(ctx context.Context, path, query string, ent *entity) ([]byte, error) {
 	u := c.base + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
+	if query != "" {
+		u += "?" + query
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -240,7 +263,7 @@ func (c *Client) doGet(ctx context.Context, path string, q url.Values, userID st
 	}
 	if resp.StatusCode == http.StatusOK {
 		limit := int64(provider.MaxListResponseBytes)
-		if userID != "" {
+		if ent != nil && ent.single {
 			limit = provider.MaxUserResponseBytes
 		}
 		body, err := provider.ReadBody(resp.Body, resp.ContentLength, limit)
@@ -260,9 +283,9 @@ func (c *Client) doGet(ctx context.Context, path string, q url.Values, userID st
 		msg += " (request " + provider.Snippet([]byte(requestID), 64) + ")"
 	}
 	switch status := resp.StatusCode; {
-	case status == http.StatusNotFound && userID != "" && isEntityNotFound(body, userID):
-		return nil, fmt.Errorf("%w: %s", provider.ErrUserNotFound, msg)
-	case status == http.StatusNotFound && userID != "":
+	case status == http.StatusNotFound && ent != nil && isEntityNotFound(body, ent.noun, ent.id):
+		return nil, fmt.Errorf("%w: %s", ent.err, msg)
+	case status == http.StatusNotFound && ent != nil:
 		return nil, provider.ForeignNotFound(msg, "WorkOS", "WORKOS_API_URL")
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return nil, fmt.Errorf("%w: HTTP %d: %s", provider.ErrBadCredentials, status, msg)
@@ -288,13 +311,14 @@ func errorMessage(body string) string {
 	return provider.Snippet([]byte(body), 200)
 }
 
-// isEntityNotFound reports whether a 404 body is WorkOS's own answer for a
-// user that does not exist: a JSON object with code "entity_not_found", or
+// isEntityNotFound reports whether a 404 body is WorkOS's own answer for an
+// object that does not exist: a JSON object with code "entity_not_found", or
 // (the API reference requires only "message") no code and a message of the
-// form "User not found: '<id>'." naming the requested user. Anything else
+// form "User not found: '<id>'." (noun "user"; "Organization not found: …"
+// for noun "organization") naming the requested object. Anything else
 // (`{"message":"Not Found"}`, HTML, plain text: a server that is not the
 // WorkOS API) is not a deletion.
-func isEntityNotFound(body []byte, userID string) bool {
+func isEntityNotFound(body []byte, noun, id string) bool {
 	var e struct {
 		Message *string `json:"message"`
 		Code    *string `json:"code"`
@@ -305,8 +329,8 @@ func isEntityNotFound(body []byte, userID string) bool {
 	if e.Code != nil {
 		return *e.Code == "entity_not_found"
 	}
-	return e.Message != nil && strings.HasPrefix(strings.ToLower(*e.Message), "user not found") &&
-		strings.Contains(*e.Message, "'"+userID+"'")
+	return e.Message != nil && strings.HasPrefix(strings.ToLower(*e.Message), noun+" not found") &&
+		strings.Contains(*e.Message, "'"+id+"'")
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.

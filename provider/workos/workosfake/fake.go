@@ -1,5 +1,6 @@
 // Package workosfake is an in-process imitation of WorkOS User Management's
-// user endpoints and of its signed webhooks, for tests and the demo. It
+// user endpoints, of its organizations and AuthKit organization memberships,
+// and of its signed webhooks, for tests and the demo. It
 // answers as the real API does (status codes, error bodies, cursor pagination,
 // the WorkOS-Signature header), as docs/providers.md describes.
 package workosfake
@@ -62,6 +63,7 @@ type Fake struct {
 	byID    map[string]*userJSON
 	sorted  []*userJSON // by id, which is creation order (monotonic ULIDs)
 	deleted map[string]*userJSON
+	orgs    orgState
 }
 
 var _ fakekit.Fake = (*Fake)(nil)
@@ -76,6 +78,7 @@ func New(opts Options) *Fake {
 		lenient:  opts.LenientCursor,
 		byID:     map[string]*userJSON{},
 		deleted:  map[string]*userJSON{},
+		orgs:     newOrgState(),
 	}
 	var seed [16]byte
 	_, _ = crand.Read(seed[:])
@@ -241,7 +244,7 @@ func (f *Fake) PutUser(raw json.RawMessage) (string, error) {
 	return u.ID, nil
 }
 
-// DeleteUser removes the user.
+// DeleteUser removes the user and their organization memberships.
 func (f *Fake) DeleteUser(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -251,6 +254,7 @@ func (f *Fake) DeleteUser(id string) bool {
 	}
 	delete(f.byID, id)
 	f.deleted[id] = u
+	f.deleteUserMembershipsLocked(id)
 	if i := f.indexLocked(id); i < len(f.sorted) && f.sorted[i] == u {
 		f.sorted = append(f.sorted[:i], f.sorted[i+1:]...)
 	}
@@ -331,22 +335,22 @@ func (f *Fake) Webhook(kind provider.EventKind, id string) ([]byte, http.Header)
 	return f.event(evID, typ, u.body(), now)
 }
 
-// IgnoredWebhook builds a signed organization.created delivery (not about
-// users).
+// IgnoredWebhook builds a signed role.created delivery (about neither users
+// nor organizations).
 func (f *Fake) IgnoredWebhook() ([]byte, http.Header) {
 	now := time.Now()
 	f.mu.Lock()
 	evID := "event_" + f.ulidLocked(now)
-	org := map[string]any{
-		"object":     "organization",
-		"id":         "org_" + f.ulidLocked(now),
-		"name":       "Foo Corp",
-		"domains":    []any{},
-		"created_at": isoTime(now),
-		"updated_at": isoTime(now),
-	}
 	f.mu.Unlock()
-	return f.event(evID, "organization.created", org, now)
+	role := map[string]any{
+		"object":             "role",
+		"slug":               "auditor",
+		"resource_type_slug": "organization",
+		"permissions":        []string{"audit-logs:read"},
+		"created_at":         isoTime(now),
+		"updated_at":         isoTime(now),
+	}
+	return f.event(evID, "role.created", role, now)
 }
 
 func (f *Fake) event(id, typ string, data any, now time.Time) ([]byte, http.Header) {

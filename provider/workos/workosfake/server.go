@@ -25,8 +25,23 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, apiError{Message: "Unauthorized"})
 		return
 	}
-	rest, ok := strings.CutPrefix(r.URL.Path, "/user_management/users")
-	if !ok || (rest != "" && rest[0] != '/') {
+	type handler func(http.ResponseWriter, *http.Request, string)
+	var serveList, serveOne handler
+	var rest string
+	for _, route := range []struct {
+		prefix    string
+		list, one handler
+	}{
+		{"/user_management/users", func(w http.ResponseWriter, r *http.Request, _ string) { f.serveList(w, r) }, f.serveUser},
+		{"/organizations", f.serveOrganizationList, f.serveOrganization},
+		{"/user_management/organization_memberships", f.serveMembershipList, f.serveMembership},
+	} {
+		if r2, ok := strings.CutPrefix(r.URL.Path, route.prefix); ok && (r2 == "" || r2[0] == '/') {
+			rest, serveList, serveOne = r2, route.list, route.one
+			break
+		}
+	}
+	if serveList == nil {
 		writeJSON(w, http.StatusNotFound, apiError{Message: "Not Found", Code: "not_found"})
 		return
 	}
@@ -35,10 +50,14 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rest == "" || rest == "/" {
-		f.serveList(w, r)
+		serveList(w, r, "")
 		return
 	}
-	id := rest[1:]
+	serveOne(w, r, rest[1:])
+}
+
+// serveUser answers GET /user_management/users/{id}.
+func (f *Fake) serveUser(w http.ResponseWriter, _ *http.Request, id string) {
 	f.mu.Lock()
 	u, ok := f.byID[id]
 	f.mu.Unlock()
