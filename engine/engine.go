@@ -76,8 +76,13 @@ type Provider struct {
 	// NotifyChannel is the pg_notify channel told of each change to the
 	// table; "<schema>_users_sync" when empty. DisableNotify turns it off.
 	NotifyChannel string
-	// DisableNotify sends no change notifications.
+	// DisableNotify sends no change notifications of users_sync.
 	DisableNotify bool
+	// DisableOrganizationNotify sends no change notifications of
+	// organizations_sync and memberships_sync (with Config.Organizations),
+	// which otherwise go to "<schema>_organizations_sync" and
+	// "<schema>_memberships_sync".
+	DisableOrganizationNotify bool
 }
 
 // Config configures an Engine. The zero value of each field is usable except
@@ -106,6 +111,14 @@ type Config struct {
 	Redact []string
 	// ExcludeAnonymous keeps anonymous users out of users_sync.
 	ExcludeAnonymous bool
+	// Organizations also syncs each provider's organizations and
+	// memberships into organizations_sync and memberships_sync in its
+	// schema (the usersync command's USERSYNC_ORGANIZATIONS=on): Migrate
+	// creates the tables, organization and membership webhooks enqueue
+	// sync_organization jobs, and each backfill also runs a chain of
+	// backfill_organizations jobs. Every provider's Client must implement
+	// provider.Organizations.
+	Organizations bool
 	// DeleteGuard is the largest share (0..1) of a provider's live users one
 	// backfill run may infer deleted (when that is also more than 10 users)
 	// before the run is held for an operator's confirmation. The zero value
@@ -260,6 +273,9 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 		if p.Schema == cfg.RiverSchema {
 			return nil, fmt.Errorf("usersync: provider %s's schema %s is Config.RiverSchema: give users_sync its own schema", name, p.Schema)
 		}
+		if _, ok := p.Client.(provider.Organizations); cfg.Organizations && !ok {
+			return nil, fmt.Errorf("usersync: Config.Organizations is set but provider %s's client does not read organizations (provider.Organizations)", name)
+		}
 		schemas[p.Schema] = name
 		ps = append(ps, p.Client)
 		targets = append(targets, p.Schema)
@@ -283,7 +299,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{pool: pool, cfg: cfg, logger: logger, redactor: red, providers: ps, metrics: m,
 		plan: migrate.Plan{InternalSchema: cfg.InternalSchema, RiverSchema: cfg.RiverSchema, SkipRiver: cfg.SkipRiverMigrations,
-			TargetSchemas: targets, SchemaSQL: SchemaSQL},
+			TargetSchemas: targets, SchemaSQL: SchemaSQL, Organizations: cfg.Organizations},
 		store: store.New(store.Schemas{Internal: cfg.InternalSchema, River: cfg.RiverSchema})}
 	err := migrate.Check(ctx, pool, e.plan)
 	var nm *migrate.NotMigratedError
@@ -324,6 +340,14 @@ func (e *Engine) loadTargets(ctx context.Context) error {
 			Provider: name, InternalSchema: e.cfg.InternalSchema, RiverSchema: e.cfg.RiverSchema, Target: t,
 			HardDelete: e.cfg.HardDelete, Redact: e.cfg.Redact,
 		}), ExcludeAnonymous: e.cfg.ExcludeAnonymous}
+		if e.cfg.Organizations {
+			oc := store.OrgsConfig{Provider: name, InternalSchema: e.cfg.InternalSchema, RiverSchema: e.cfg.RiverSchema,
+				Schema: p.Schema, HardDelete: e.cfg.HardDelete}
+			if !p.DisableOrganizationNotify {
+				oc.OrganizationsChannel, oc.MembershipsChannel = p.Schema+"_organizations_sync", p.Schema+"_memberships_sync"
+			}
+			bindings[name].Orgs = store.NewOrgs(oc)
+		}
 	}
 	e.mu.Lock()
 	e.bindings = bindings

@@ -38,6 +38,10 @@ type Binding struct {
 	// of users_sync on the sync path as the provider's list leaves them out
 	// of backfills (USERSYNC_ANONYMOUS=exclude): see syncExcludedAnonymous.
 	ExcludeAnonymous bool
+	// Orgs, when set (USERSYNC_ORGANIZATIONS=on), writes the provider's
+	// organizations and memberships; Provider then implements
+	// provider.Organizations.
+	Orgs *store.Orgs
 }
 
 // Observer receives what workers did, for metrics and status. Every method

@@ -45,7 +45,8 @@ type Env struct {
 
 // Plan is the migration plan for this configuration.
 func (e *Env) Plan() migrate.Plan {
-	return migrate.Plan{InternalSchema: e.Config.InternalSchema, TargetSchemas: targetSchemas(e.Config), SchemaSQL: e.SchemaSQL}
+	return migrate.Plan{InternalSchema: e.Config.InternalSchema, TargetSchemas: targetSchemas(e.Config), SchemaSQL: e.SchemaSQL,
+		Organizations: e.Config.Organizations}
 }
 
 func targetSchemas(c *config.Config) []string {
@@ -219,6 +220,7 @@ func engineConfig(e *Env, m *engine.Metrics, ps []provider.Provider, schemas map
 		HardDelete:       c.DeleteMode == config.DeleteHard,
 		Redact:           c.Redact,
 		ExcludeAnonymous: c.ExcludeAnonymous(),
+		Organizations:    c.Organizations,
 		DeleteGuard:      c.DeleteGuard,
 		BackfillInterval: c.BackfillInterval,
 		Workers:          workers,
@@ -229,7 +231,8 @@ func engineConfig(e *Env, m *engine.Metrics, ps []provider.Provider, schemas map
 	for _, p := range ps {
 		s := schemas[p.Name()]
 		ch := c.NotifyChannelFor(s)
-		ucfg.Providers = append(ucfg.Providers, engine.Provider{Client: p, Schema: s, NotifyChannel: ch, DisableNotify: ch == ""})
+		ucfg.Providers = append(ucfg.Providers, engine.Provider{Client: p, Schema: s, NotifyChannel: ch, DisableNotify: ch == "",
+			DisableOrganizationNotify: c.NotifyOff()})
 	}
 	return ucfg
 }

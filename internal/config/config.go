@@ -46,6 +46,9 @@ type Config struct {
 	notifyChannelSet bool
 	// Anonymous is USERSYNC_ANONYMOUS: AnonymousInclude or AnonymousExclude.
 	Anonymous string
+	// Organizations is USERSYNC_ORGANIZATIONS=on: organizations and
+	// memberships are synced too (docs/data-model.md, "Organizations").
+	Organizations bool
 
 	Stack  *StackConfig
 	Clerk  *ClerkConfig
@@ -196,6 +199,13 @@ func Load(lookupEnv func(string) (string, bool), requireDB bool) (*Config, error
 	if err := c.loadAnonymous(getenv); err != nil {
 		return nil, err
 	}
+	switch v := getenv("USERSYNC_ORGANIZATIONS"); v {
+	case "", "off":
+	case "on":
+		c.Organizations = true
+	default:
+		return nil, &Error{"USERSYNC_ORGANIZATIONS", fmt.Sprintf("%q must be on or off", v)}
+	}
 	if err := c.checkStrength(); err != nil {
 		return nil, err
 	}
@@ -207,6 +217,11 @@ func Load(lookupEnv func(string) (string, bool), requireDB bool) (*Config, error
 	}
 	return c, nil
 }
+
+// NotifyOff reports whether change notifications are off
+// (USERSYNC_NOTIFY_CHANNEL set to empty): then organizations_sync and
+// memberships_sync send none either.
+func (c *Config) NotifyOff() bool { return c.notifyChannelSet && c.NotifyChannel == "" }
 
 // NotifyChannelFor returns the change-notification channel for a target
 // schema: the configured one, or "<schema>_users_sync" by default ("" = off).

@@ -128,3 +128,36 @@ CREATE TABLE IF NOT EXISTS backfill_request (
   provider     text PRIMARY KEY,
   requested_at timestamptz NOT NULL
 );
+
+-- Version 4 (organizations): with USERSYNC_ORGANIZATIONS=on, usersync also
+-- keeps organizations_sync and memberships_sync (docs/data-model.md,
+-- "Organizations").
+-- One row per (provider, organization): the fetch interval of the data
+-- organizations_sync and memberships_sync hold for the organization. An
+-- organization and its membership set are fetched together and written
+-- together, so one state orders both (user_state's rules; content_hash
+-- covers the organization and its memberships; p_updated_at stays NULL, as
+-- a membership set has no provider updated_at).
+CREATE TABLE IF NOT EXISTS organization_state (
+  provider        text        NOT NULL,
+  organization_id text        NOT NULL,
+  fetched_at      timestamptz NOT NULL DEFAULT '-infinity',
+  fetched_until   timestamptz NOT NULL DEFAULT '-infinity',
+  -- the last organizations backfill run whose pages listed this organization
+  seen_run        bigint,
+  p_updated_at    timestamptz,
+  content_hash    bytea,
+  deleted         boolean     NOT NULL DEFAULT false,
+  tombstone       boolean     NOT NULL DEFAULT false,
+  verdict         text        NOT NULL DEFAULT 'applied',
+  PRIMARY KEY (provider, organization_id)
+);
+CREATE INDEX IF NOT EXISTS organization_state_tombstone_idx ON organization_state (provider, fetched_until) WHERE tombstone;
+-- Backfill runs have a kind: 'users' (backfill_page chains) or
+-- 'organizations' (backfill_organizations chains); one of each may run per
+-- provider. users_run is the users run that started an organizations run.
+ALTER TABLE backfill_run ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'users';
+ALTER TABLE backfill_run ADD COLUMN IF NOT EXISTS users_run bigint;
+CREATE UNIQUE INDEX IF NOT EXISTS backfill_run_one_running_kind ON backfill_run (provider, kind) WHERE status = 'running';
+DROP INDEX IF EXISTS backfill_run_one_running;
+CREATE INDEX IF NOT EXISTS backfill_run_users_run_idx ON backfill_run (users_run) WHERE users_run IS NOT NULL;

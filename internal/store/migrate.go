@@ -21,8 +21,8 @@ var internalSQL string
 // SchemaVersion is the version of usersync's internal tables this build
 // expects. Version 2 added user_state's ordering and tombstone columns, held
 // backfill runs and the deletion breaker; version 3 the operators' backfill
-// requests.
-const SchemaVersion = 3
+// requests; version 4 organizations (organization_state, backfill_run.kind).
+const SchemaVersion = 4
 
 // lockKey is the advisory lock that serializes concurrent migrations.
 const lockKey = 0x75737273796e63 // "usrsync"
@@ -42,7 +42,35 @@ type Plan struct {
 	TargetSchemas []string
 	// SchemaSQL is the content of schema.sql.
 	SchemaSQL string
+	// Organizations also creates organizations_sync and memberships_sync
+	// in each target schema (OrganizationsSQL; USERSYNC_ORGANIZATIONS=on).
+	Organizations bool
 }
+
+// OrganizationsSQL creates a target schema's organizations_sync and
+// memberships_sync tables (docs/data-model.md, "Organizations"). Run with
+// search_path set to the target schema; every statement is idempotent.
+const OrganizationsSQL = `CREATE TABLE IF NOT EXISTS organizations_sync (
+  raw_json   jsonb NOT NULL,       -- the provider's full organization object
+  id         text  NOT NULL PRIMARY KEY,
+  name       text,
+  created_at timestamptz,
+  updated_at timestamptz,          -- the provider's updated_at, else when this row's content last changed
+  deleted_at timestamptz           -- set when the organization is deleted at the provider
+);
+CREATE INDEX IF NOT EXISTS organizations_sync_deleted_at_idx ON organizations_sync (deleted_at);
+CREATE TABLE IF NOT EXISTS memberships_sync (
+  raw_json        jsonb NOT NULL,  -- the provider's membership object
+  organization_id text  NOT NULL,
+  user_id         text  NOT NULL,
+  role            text,            -- the provider's role key; NULL for Stack Auth
+  created_at      timestamptz,
+  updated_at      timestamptz,
+  deleted_at      timestamptz,
+  PRIMARY KEY (organization_id, user_id)
+);
+CREATE INDEX IF NOT EXISTS memberships_sync_user_id_idx ON memberships_sync (user_id);
+`
 
 // NotMigratedError says what is missing from a database that was never (or
 // not fully) migrated.
@@ -129,6 +157,12 @@ func MigrationSteps(plan Plan) []Step {
 			Name: "users_sync in " + s,
 			SQL:  "CREATE SCHEMA IF NOT EXISTS " + ts + ";\nSET LOCAL search_path TO " + ts + ";\n" + plan.SchemaSQL,
 		})
+		if plan.Organizations {
+			steps = append(steps, Step{
+				Name: "organizations_sync and memberships_sync in " + s,
+				SQL:  "SET LOCAL search_path TO " + ts + ";\n" + OrganizationsSQL,
+			})
+		}
 	}
 	return steps
 }
@@ -218,6 +252,17 @@ func CheckMigrated(ctx context.Context, pool *pgxpool.Pool, plan Plan) error {
 		}
 		if !ok {
 			return &NotMigratedError{Missing: "table " + s + ".users_sync"}
+		}
+		if !plan.Organizations {
+			continue
+		}
+		for _, tbl := range []string{"organizations_sync", "memberships_sync"} {
+			if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{s, tbl}.Sanitize()).Scan(&ok); err != nil {
+				return fmt.Errorf("check %s.%s: %w", s, tbl, err)
+			}
+			if !ok {
+				return &NotMigratedError{Missing: "table " + s + "." + tbl + " (USERSYNC_ORGANIZATIONS=on)"}
+			}
 		}
 	}
 	return nil

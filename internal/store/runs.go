@@ -30,19 +30,58 @@ type Run struct {
 	RecentUserIDs []string `json:"-"`
 	// Restarts counts the times the run listed again from the start.
 	Restarts int `json:"-"`
+	// Kind is RunUsers (a chain of backfill_page jobs) or RunOrganizations
+	// (a chain of backfill_organizations jobs, whose Listed, Written and
+	// Deleted count organizations).
+	Kind RunKind `json:",omitempty"`
+	// UsersRun is, for an organizations run, the users run that started it.
+	UsersRun *int64 `json:",omitempty"`
 }
 
-// Runs holds the statements on backfill_run and backfill_request.
-type Runs struct{ s Schemas }
+// RunKind is what a backfill run lists (backfill_run.kind).
+type RunKind string
+
+// Run kinds.
+const (
+	RunUsers         RunKind = "users"
+	RunOrganizations RunKind = "organizations"
+)
+
+// Runs holds the statements on backfill_run and backfill_request, for the
+// runs of one kind (RunUsers unless made by Kind).
+type Runs struct {
+	s    Schemas
+	kind RunKind
+}
+
+// Kind returns the statements on runs of kind k.
+func (q Runs) Kind(k RunKind) Runs { q.kind = k; return q }
+
+// kindCond is the SQL condition selecting q's kind; k is one of the
+// constants above, never input.
+func (q Runs) kindCond(alias string) string {
+	k := q.kind
+	if k == "" {
+		k = RunUsers
+	}
+	return alias + "kind = '" + string(k) + "'"
+}
+
+func (q Runs) runKind() RunKind {
+	if q.kind == "" {
+		return RunUsers
+	}
+	return q.kind
+}
 
 const runCols = `id, provider, status, started_at, finished_at, pages, users_listed, users_written, users_deleted,
-	last_error, held_deletions, held_live, recent_user_ids, restarts`
+	last_error, held_deletions, held_live, recent_user_ids, restarts, kind, users_run`
 
 // scanRun scans one run; no row is (nil, nil).
 func scanRun(row pgx.Row) (*Run, error) {
 	var r Run
 	err := row.Scan(&r.ID, &r.Provider, &r.Status, &r.StartedAt, &r.FinishedAt, &r.Pages, &r.Listed, &r.Written, &r.Deleted,
-		&r.LastError, &r.HeldDeletions, &r.HeldLive, &r.RecentUserIDs, &r.Restarts)
+		&r.LastError, &r.HeldDeletions, &r.HeldLive, &r.RecentUserIDs, &r.Restarts, &r.Kind, &r.UsersRun)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -64,7 +103,7 @@ func (q Runs) Get(ctx context.Context, db DB, id int64) (*Run, error) {
 // Latest returns prov's newest run in state, or nil.
 func (q Runs) Latest(ctx context.Context, db DB, prov string, state RunState) (*Run, error) {
 	r, err := scanRun(db.QueryRow(ctx, `SELECT `+runCols+` FROM `+q.s.in()+`.backfill_run
-		WHERE provider = $1 AND status = $2 ORDER BY id DESC LIMIT 1`, prov, state))
+		WHERE provider = $1 AND status = $2 AND `+q.kindCond("")+` ORDER BY id DESC LIMIT 1`, prov, state))
 	if err != nil {
 		return nil, fmt.Errorf("read %s backfill run of %s: %w", state, prov, err)
 	}
@@ -73,7 +112,7 @@ func (q Runs) Latest(ctx context.Context, db DB, prov string, state RunState) (*
 
 // All returns prov's runs, oldest first.
 func (q Runs) All(ctx context.Context, db DB, prov string) ([]Run, error) {
-	rows, err := db.Query(ctx, `SELECT `+runCols+` FROM `+q.s.in()+`.backfill_run WHERE provider = $1 ORDER BY id`, prov)
+	rows, err := db.Query(ctx, `SELECT `+runCols+` FROM `+q.s.in()+`.backfill_run WHERE provider = $1 AND `+q.kindCond("")+` ORDER BY id`, prov)
 	if err != nil {
 		return nil, fmt.Errorf("read backfill runs of %s: %w", prov, err)
 	}
@@ -98,7 +137,7 @@ func (q Runs) All(ctx context.Context, db DB, prov string) ([]Run, error) {
 func (q Runs) SkipScheduled(ctx context.Context, db DB, prov string, within time.Duration) (bool, error) {
 	var skip bool
 	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+q.s.in()+`.backfill_run r
-		WHERE r.provider = $1 AND r.status = $3 AND r.started_at > now() - $2::interval
+		WHERE r.provider = $1 AND r.status = $3 AND r.started_at > now() - $2::interval AND `+q.kindCond("r.")+`
 		  AND r.started_at > coalesce((SELECT requested_at FROM `+q.s.in()+`.backfill_request WHERE provider = $1), '-infinity'))`,
 		prov, within, RunCompleted).Scan(&skip)
 	if err != nil {
@@ -122,15 +161,22 @@ func (q Runs) RequestBackfill(ctx context.Context, db DB, prov string) error {
 // of prov still marked running has lost its chain (its last job was
 // discarded or cancelled): it can never complete, and is marked failed.
 func (q Runs) Start(ctx context.Context, tx pgx.Tx, prov string, startedAt time.Time, jobID int64) (*Run, error) {
+	return q.StartFor(ctx, tx, prov, startedAt, jobID, nil)
+}
+
+// StartFor is Start for a run started by users run usersRun (an
+// organizations run; nil for none).
+func (q Runs) StartFor(ctx context.Context, tx pgx.Tx, prov string, startedAt time.Time, jobID int64, usersRun *int64) (*Run, error) {
 	is := q.s.in()
 	if _, err := tx.Exec(ctx, `UPDATE `+is+`.backfill_run SET status = $2, finished_at = now(), updated_at = now(),
-		last_error = coalesce(last_error, 'abandoned: superseded by a new run') WHERE provider = $1 AND status = $3`,
+		last_error = coalesce(last_error, 'abandoned: superseded by a new run') WHERE provider = $1 AND status = $3 AND `+q.kindCond(""),
 		prov, RunFailed, RunRunning); err != nil {
 		return nil, fmt.Errorf("backfill %s: close abandoned runs: %w", prov, err)
 	}
-	r := &Run{Provider: prov, Status: RunRunning, StartedAt: startedAt}
-	if err := tx.QueryRow(ctx, `INSERT INTO `+is+`.backfill_run (provider, status, started_at, started_by_job) VALUES ($1, $2, $3, $4) RETURNING id`,
-		prov, RunRunning, startedAt, jobID).Scan(&r.ID); err != nil {
+	r := &Run{Provider: prov, Status: RunRunning, StartedAt: startedAt, Kind: q.runKind(), UsersRun: usersRun}
+	if err := tx.QueryRow(ctx, `INSERT INTO `+is+`.backfill_run (provider, status, started_at, started_by_job, kind, users_run)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+		prov, RunRunning, startedAt, jobID, r.Kind, usersRun).Scan(&r.ID); err != nil {
 		return nil, fmt.Errorf("backfill %s: start run: %w", prov, err)
 	}
 	return r, nil
@@ -212,8 +258,9 @@ func (q Runs) Complete(ctx context.Context, tx pgx.Tx, id int64, deleted int) er
 func (q Runs) Held(ctx context.Context, db DB, prov string, lock bool) (*Run, error) {
 	is := q.s.in()
 	sql := `SELECT ` + runCols + ` FROM ` + is + `.backfill_run r
-		WHERE r.provider = $1 AND r.status = $2
-		  AND NOT EXISTS (SELECT 1 FROM ` + is + `.backfill_run c WHERE c.provider = r.provider AND c.status = $3 AND c.id > r.id)
+		WHERE r.provider = $1 AND r.status = $2 AND ` + q.kindCond("r.") + `
+		  AND NOT EXISTS (SELECT 1 FROM ` + is + `.backfill_run c WHERE c.provider = r.provider AND c.status = $3 AND c.id > r.id
+		    AND c.kind = r.kind)
 		ORDER BY r.id DESC LIMIT 1`
 	if lock {
 		sql += ` FOR UPDATE`
@@ -260,7 +307,7 @@ func (q Runs) StartedByJob(ctx context.Context, db DB, jobID int64) (bool, error
 // complete run finished.
 func (q Runs) LastCompleteAges(ctx context.Context, db Querier) (map[string]float64, error) {
 	rows, err := db.Query(ctx, `SELECT provider, extract(epoch FROM now() - max(finished_at))::float8 FROM `+q.s.in()+`.backfill_run
-		WHERE status = $1 GROUP BY provider`, RunCompleted)
+		WHERE status = $1 AND `+q.kindCond("")+` GROUP BY provider`, RunCompleted)
 	if err != nil {
 		return nil, fmt.Errorf("read backfill ages: %w", err)
 	}
@@ -275,4 +322,15 @@ func (q Runs) LastCompleteAges(ctx context.Context, db Querier) (map[string]floa
 		out[p] = age
 	}
 	return out, rows.Err()
+}
+
+// ForUsersRun returns the organizations run that users run usersRun
+// started, or nil while there is none.
+func (q Runs) ForUsersRun(ctx context.Context, db DB, usersRun int64) (*Run, error) {
+	r, err := scanRun(db.QueryRow(ctx, `SELECT `+runCols+` FROM `+q.s.in()+`.backfill_run
+		WHERE users_run = $1 AND kind = $2 ORDER BY id DESC LIMIT 1`, usersRun, RunOrganizations))
+	if err != nil {
+		return nil, fmt.Errorf("read the organizations run of backfill run %d: %w", usersRun, err)
+	}
+	return r, nil
 }

@@ -72,7 +72,7 @@ type Store struct {
 // New returns the store of schemas s.
 func New(s Schemas) *Store {
 	s = s.withDefaults()
-	return &Store{Schemas: s, Runs: Runs{s}, Jobs: Jobs{s}, Status: Status{s}, Breakers: Breakers{s}}
+	return &Store{Schemas: s, Runs: Runs{s: s}, Jobs: Jobs{s}, Status: Status{s}, Breakers: Breakers{s}}
 }
 
 // RunState is a backfill run's status (backfill_run.status).
