@@ -351,8 +351,8 @@ func printCounts(ctx context.Context, w io.Writer, pool pgxQuerier, schema strin
 	if !orgs {
 		return
 	}
-	if c, err := store.CountOrganizations(ctx, pool, schema); err == nil {
-		fmt.Fprintf(w, "▶ %s.organizations_sync: %d organizations, %d marked deleted; %s.memberships_sync: %d memberships, %d marked deleted\n",
-			schema, c.Organizations, c.DeletedOrganizations, schema, c.Memberships, c.DeletedMemberships)
+	if live, deleted, members, err := store.CountOrganizations(ctx, pool, schema); err == nil {
+		fmt.Fprintf(w, "▶ %s.organizations_sync: %d organizations, %d marked deleted; %s.memberships_sync: %d memberships\n",
+			schema, live, deleted, schema, members)
 	}
 }

@@ -7,28 +7,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// OrganizationCounts is how many rows organizations_sync and
-// memberships_sync hold, live and marked deleted.
-type OrganizationCounts struct {
-	Organizations, DeletedOrganizations int64
-	Memberships, DeletedMemberships     int64
-}
-
-// CountOrganizations counts the rows of schema.organizations_sync and
-// schema.memberships_sync (USERSYNC_ORGANIZATIONS=on).
-func CountOrganizations(ctx context.Context, db DB, schema string) (OrganizationCounts, error) {
-	var c OrganizationCounts
-	if err := db.QueryRow(ctx, `SELECT
-		(SELECT count(*) FILTER (WHERE deleted_at IS NULL) FROM `+pgx.Identifier{schema, "organizations_sync"}.Sanitize()+`),
-		(SELECT count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM `+pgx.Identifier{schema, "organizations_sync"}.Sanitize()+`),
-		(SELECT count(*) FILTER (WHERE deleted_at IS NULL) FROM `+pgx.Identifier{schema, "memberships_sync"}.Sanitize()+`),
-		(SELECT count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM `+pgx.Identifier{schema, "memberships_sync"}.Sanitize()+`)`).
-		Scan(&c.Organizations, &c.DeletedOrganizations, &c.Memberships, &c.DeletedMemberships); err != nil {
-		return c, fmt.Errorf("count organizations in %s: %w", schema, err)
-	}
-	return c, nil
-}
-
 // OrganizationName returns the name of organization id in
 // schema.organizations_sync (nil when unknown or absent).
 func OrganizationName(ctx context.Context, db DB, schema, id string) (*string, error) {
