@@ -1017,3 +1017,46 @@ func TestOrgChangeNotifications(t *testing.T) {
 		}
 	}
 }
+
+// TestOrgMembershipsFollowUserChanges (docs/data-model.md: raw_json is the
+// provider's current object; docs/guarantees.md §2): where a membership
+// object embeds its member (WorkOS the whole user, Clerk public_user_data),
+// a user's change, announced only by user.updated, changes the provider's
+// membership objects; the rows follow. Providers whose membership objects
+// do not embed the user (Stack Auth) are checked all the same: nothing may
+// change there.
+func TestOrgMembershipsFollowUserChanges(t *testing.T) {
+	t.Parallel()
+	for _, prov := range providerNames() {
+		t.Run(prov, func(t *testing.T) {
+			t.Parallel()
+			s := NewOrgSystem(t, prov, nil)
+			f := s.Orgs()
+			sv := s.Serve(nil)
+			users := s.Fake.Seed(4)
+			s.SendAll(sv.Addr, provider.EventUserChanged, users, 4)
+			a, b := f.CreateOrganization(users[0]), f.CreateOrganization("")
+			f.AddMember(a, users[1], "")
+			f.AddMember(b, users[1], "")
+			for _, o := range []string{a, b} {
+				s.SendOrg(sv.Addr, provider.EventOrganizationChanged, o)
+			}
+			s.WaitOrgsConverged(20 * time.Second)
+			before := f.MembershipsSnapshot()
+			s.Fake.UpdateUser(users[1])
+			if code := s.Send(sv.Addr, provider.EventUserChanged, users[1]); code != 200 {
+				t.Fatalf("webhook answered %d", code)
+			}
+			after := f.MembershipsSnapshot()
+			changed := 0
+			for k, raw := range after {
+				if canonical(before[k]) != canonical(raw) {
+					changed++
+				}
+			}
+			t.Logf("%s: a user's change changed %d of the provider's membership objects", prov, changed)
+			s.WaitConverged(15 * time.Second)
+			s.WaitOrgsConverged(20 * time.Second)
+		})
+	}
+}
