@@ -47,7 +47,8 @@ type Config struct {
 	// HTTPClient is the HTTP client to use; its transport is wrapped, the
 	// value itself is not modified. Default: a client with DefaultTimeout.
 	HTTPClient *http.Client
-	// PageSize is the number of users per list page, 1..500; default 500.
+	// PageSize is the number of users (organizations, memberships) per list
+	// page, 1..500; default 500.
 	PageSize int
 	// Redactor scrubs credentials from error text (every credential of the
 	// process, when the caller has several); the client adds its own keys.
@@ -239,6 +240,16 @@ func deref(p *string) string {
 // Clerk's own format: a ClerkErrors body with code resource_not_found). The
 // result's message holds no credential the transport knows of.
 func classify(err error, rec *recorder, notFoundOK bool) error {
+	var notFound error
+	if notFoundOK {
+		notFound = provider.ErrUserNotFound
+	}
+	return classifyNotFound(err, rec, notFound)
+}
+
+// classifyNotFound is classify where a 404 in Clerk's own format means
+// notFound (nil: a 404 is not expected, and is a plain StatusError).
+func classifyNotFound(err error, rec *recorder, notFound error) error {
 	if err == nil {
 		return nil
 	}
@@ -250,10 +261,10 @@ func classify(err error, rec *recorder, notFoundOK bool) error {
 			return fmt.Errorf("%w (at most %d bytes are read of one answer)", provider.ErrResponseTooLarge, rec.limit)
 		}
 	}
-	return red.RedactError(classifyStatus(err, rec, notFoundOK, red))
+	return red.RedactError(classifyStatus(err, rec, notFound, red))
 }
 
-func classifyStatus(err error, rec *recorder, notFoundOK bool, red *provider.Redactor) error {
+func classifyStatus(err error, rec *recorder, notFound error, red *provider.Redactor) error {
 	status := 0
 	var apiErr *clerksdk.APIErrorResponse
 	isAPIErr := errors.As(err, &apiErr)
@@ -276,9 +287,9 @@ func classifyStatus(err error, rec *recorder, notFoundOK bool, red *provider.Red
 		return err
 	}
 	switch {
-	case status == http.StatusNotFound && notFoundOK && isAPIErr && isResourceNotFound(apiErr):
-		return fmt.Errorf("%w: %s", provider.ErrUserNotFound, describe(apiErr, red))
-	case status == http.StatusNotFound && notFoundOK:
+	case status == http.StatusNotFound && notFound != nil && isAPIErr && isResourceNotFound(apiErr):
+		return fmt.Errorf("%w: %s", notFound, describe(apiErr, red))
+	case status == http.StatusNotFound && notFound != nil:
 		return provider.ForeignNotFound(describeErr(err, apiErr, red), "Clerk", "CLERK_API_URL")
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return fmt.Errorf("%w: HTTP %d: %s", provider.ErrBadCredentials, status, describeErr(err, apiErr, red))

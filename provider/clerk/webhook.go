@@ -1,8 +1,11 @@
 package clerk
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/usersync/usersync/provider"
 )
@@ -11,7 +14,13 @@ import (
 // svix-timestamp, svix-signature; 5 minutes' tolerance) and parses its
 // envelope {data, object, type, timestamp, instance_id}. user.created and
 // user.updated are EventUserChanged, user.deleted (data {object, id,
-// deleted}) is EventUserDeleted; other types are EventIgnored.
+// deleted}) is EventUserDeleted; organization.created and
+// organization.updated (data: the Organization) are
+// EventOrganizationChanged, organization.deleted (data {object, id, slug,
+// deleted}) is EventOrganizationDeleted, and organizationMembership.created,
+// .updated and .deleted (data: the OrganizationMembership, also on deletion)
+// are EventMembershipChanged naming data.organization.id and
+// data.public_user_data.user_id. Other types are EventIgnored.
 func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, error) {
 	if c.webhook == nil {
 		return provider.Event{}, fmt.Errorf("clerk: webhook: %w: no webhook secret configured", provider.ErrBadSignature)
@@ -26,7 +35,70 @@ func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, 
 	return ev, nil
 }
 
+// orgEventKinds are the organization and membership event types.
+var orgEventKinds = map[string]provider.EventKind{
+	"organization.created":           provider.EventOrganizationChanged,
+	"organization.updated":           provider.EventOrganizationChanged,
+	"organization.deleted":           provider.EventOrganizationDeleted,
+	"organizationMembership.created": provider.EventMembershipChanged,
+	"organizationMembership.updated": provider.EventMembershipChanged,
+	"organizationMembership.deleted": provider.EventMembershipChanged,
+}
+
 // parseEvent parses a verified delivery's body.
 func parseEvent(body []byte) (provider.Event, error) {
+	if t := gjson.GetBytes(body, "type"); t.Type == gjson.String {
+		if kind, ok := orgEventKinds[t.String()]; ok {
+			return parseOrgEvent(body, kind)
+		}
+	}
 	return provider.ParseUserEvent(body, "type", ValidateUserID)
+}
+
+// parseOrgEvent parses an organization or membership event, reading only the
+// ids (like provider.ParseUserEvent, without decoding the objects).
+func parseOrgEvent(body []byte, kind provider.EventKind) (provider.Event, error) {
+	if !json.Valid(body) {
+		return provider.Event{}, fmt.Errorf("%w: body is not valid JSON", provider.ErrBadPayload)
+	}
+	env := gjson.ParseBytes(body)
+	if !env.IsObject() {
+		return provider.Event{}, fmt.Errorf("%w: body is not a JSON object", provider.ErrBadPayload)
+	}
+	ev := provider.Event{Type: env.Get("type").String(), Kind: kind}
+	data := env.Get("data")
+	if !data.IsObject() {
+		return provider.Event{}, fmt.Errorf("%s: %w: \"data\" is missing or not a JSON object", ev.Type, provider.ErrBadPayload)
+	}
+	str := func(path, what string) (string, error) {
+		v := data.Get(path)
+		switch {
+		case !v.Exists():
+			return "", fmt.Errorf("%s: %w: missing %s (data.%s)", ev.Type, provider.ErrBadPayload, what, path)
+		case v.Type != gjson.String:
+			return "", fmt.Errorf("%s: %w: %s (data.%s) is not a JSON string", ev.Type, provider.ErrBadPayload, what, path)
+		}
+		return v.String(), nil
+	}
+	orgPath := "id"
+	if kind == provider.EventMembershipChanged {
+		orgPath = "organization.id"
+		uid, err := str("public_user_data.user_id", "user id")
+		if err != nil {
+			return provider.Event{}, err
+		}
+		if err := ValidateUserID(uid); err != nil {
+			return provider.Event{}, fmt.Errorf("%s: %w", ev.Type, err)
+		}
+		ev.UserID = uid
+	}
+	oid, err := str(orgPath, "organization id")
+	if err != nil {
+		return provider.Event{}, err
+	}
+	if err := ValidateOrganizationID(oid); err != nil {
+		return provider.Event{}, fmt.Errorf("%s: %w", ev.Type, err)
+	}
+	ev.OrganizationID = oid
+	return ev, nil
 }

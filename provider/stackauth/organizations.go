@@ -75,14 +75,15 @@ func (c *Client) FetchOrganization(ctx context.Context, id string) (provider.Org
 	return o, nil
 }
 
-// teamPos is a team's place in the order ListOrganizations pages in:
-// creation time, then id.
-type teamPos struct {
+// listPos is a place in a list: a team's in the order ListOrganizations
+// pages in (creation time, then id), or a member's in the member list's
+// (sign-up time, then id).
+type listPos struct {
 	ms int64
 	id string
 }
 
-func (a teamPos) compare(b teamPos) int {
+func (a listPos) compare(b listPos) int {
 	switch {
 	case a.ms < b.ms:
 		return -1
@@ -92,22 +93,22 @@ func (a teamPos) compare(b teamPos) int {
 	return strings.Compare(a.id, b.id)
 }
 
-func (p teamPos) cursor(prefix string) string {
+func (p listPos) cursor(prefix string) string {
 	return prefix + strconv.FormatInt(p.ms, 10) + ":" + p.id
 }
 
-// parsePos parses a cursor written by teamPos.cursor with the given prefix.
-func parsePos(cursor, prefix string) (teamPos, error) {
+// parsePos parses a cursor written by listPos.cursor with the given prefix.
+func parsePos(cursor, prefix string) (listPos, error) {
 	rest, ok := strings.CutPrefix(cursor, prefix)
 	if !ok {
-		return teamPos{}, fmt.Errorf("%w: cursor %q is not one this client writes", provider.ErrCursorNotFound, provider.Snippet([]byte(cursor), 64))
+		return listPos{}, fmt.Errorf("%w: cursor %q is not one this client writes", provider.ErrCursorNotFound, provider.Snippet([]byte(cursor), 64))
 	}
 	msText, id, ok := strings.Cut(rest, ":")
 	ms, err := strconv.ParseInt(msText, 10, 64)
 	if !ok || err != nil || ms < minMillis || ms > maxMillis || !IsUUID(id) {
-		return teamPos{}, fmt.Errorf("%w: cursor %q is malformed", provider.ErrCursorNotFound, provider.Snippet([]byte(cursor), 64))
+		return listPos{}, fmt.Errorf("%w: cursor %q is malformed", provider.ErrCursorNotFound, provider.Snippet([]byte(cursor), 64))
 	}
-	return teamPos{ms: ms, id: strings.ToLower(id)}, nil
+	return listPos{ms: ms, id: strings.ToLower(id)}, nil
 }
 
 // ListOrganizations returns one page (at most 100 teams, fewer when
@@ -121,7 +122,7 @@ func parsePos(cursor, prefix string) (teamPos, error) {
 // start).
 func (c *Client) ListOrganizations(ctx context.Context, cursor string) (provider.OrganizationPage, error) {
 	what := "stackauth: list organizations"
-	var after *teamPos
+	var after *listPos
 	if cursor != "" {
 		what = fmt.Sprintf("stackauth: list organizations from cursor %s", provider.Snippet([]byte(cursor), 80))
 		p, err := parsePos(cursor, teamCursorPrefix)
@@ -147,7 +148,7 @@ func (c *Client) ListOrganizations(ctx context.Context, cursor string) (provider
 		return provider.OrganizationPage{}, fmt.Errorf("%s: response has no items list", what)
 	}
 	type entry struct {
-		pos teamPos
+		pos listPos
 		org provider.Organization
 	}
 	all := make([]entry, 0, len(resp.Items))
@@ -159,13 +160,13 @@ func (c *Client) ListOrganizations(ctx context.Context, cursor string) (provider
 		if ms == nil {
 			return provider.OrganizationPage{}, fmt.Errorf("%s: team %s has no created_at_millis (is the key a server key?)", what, o.ID)
 		}
-		all = append(all, entry{teamPos{*ms, o.ID}, o})
+		all = append(all, entry{listPos{*ms, o.ID}, o})
 	}
 	slices.SortFunc(all, func(a, b entry) int { return a.pos.compare(b.pos) })
 	all = slices.CompactFunc(all, func(a, b entry) bool { return a.org.ID == b.org.ID })
 	start := 0
 	if after != nil {
-		start, _ = slices.BinarySearchFunc(all, *after, func(e entry, p teamPos) int { return e.pos.compare(p) })
+		start, _ = slices.BinarySearchFunc(all, *after, func(e entry, p listPos) int { return e.pos.compare(p) })
 		if start < len(all) && all[start].pos == *after {
 			start++ // strictly after the cursor's team
 		}
@@ -196,7 +197,7 @@ func (c *Client) ListMemberships(ctx context.Context, organizationID, cursor str
 	}
 	team := strings.ToLower(organizationID)
 	what := "stackauth: list memberships of " + team
-	var from *teamPos
+	var from *listPos
 	if cursor != "" {
 		what = fmt.Sprintf("%s from cursor %s", what, provider.Snippet([]byte(cursor), 80))
 		p, err := parsePos(cursor, memberCursorPrefix)
@@ -244,14 +245,14 @@ func (c *Client) ListMemberships(ctx context.Context, organizationID, cursor str
 
 // member is one user of a team's member list, as far as paging needs it.
 type member struct {
-	pos       teamPos // sign-up time and id
+	pos       listPos // sign-up time and id
 	anonymous bool
 }
 
 // resumeMembers handles an empty page read from cursor position from. If
 // the user there still exists, the list has ended. If it is gone, the list
 // is read again from the start, skipping the members before from.
-func (c *Client) resumeMembers(ctx context.Context, team string, from teamPos, want int) ([]member, error) {
+func (c *Client) resumeMembers(ctx context.Context, team string, from listPos, want int) ([]member, error) {
 	_, err := c.FetchUser(ctx, from.id)
 	switch {
 	case err == nil:
@@ -335,7 +336,7 @@ func (c *Client) teamUsers(ctx context.Context, team, cursor string, n int) ([]m
 		if ms < minMillis || ms > maxMillis {
 			return nil, "", fmt.Errorf("item %d: signed_up_at_millis %v is out of range", i, *it.SignedUpAtMillis)
 		}
-		out = append(out, member{pos: teamPos{int64(ms), strings.ToLower(*it.ID)}, anonymous: it.IsAnonymous != nil && *it.IsAnonymous})
+		out = append(out, member{pos: listPos{int64(ms), strings.ToLower(*it.ID)}, anonymous: it.IsAnonymous != nil && *it.IsAnonymous})
 	}
 	next := ""
 	if resp.Pagination != nil && resp.Pagination.NextCursor != nil {

@@ -14,6 +14,9 @@
 // them (include_anonymous=true lists everyone); user ids are UUIDs compared
 // without regard to case; webhooks are {"type","data"} bodies signed by
 // Svix, and user.deleted carries only the id (and teams).
+//
+// The client also reads teams as organizations ([provider.Organizations];
+// organizations.go says what that relies on).
 package stackauth
 
 import (

@@ -59,6 +59,7 @@ type Fake struct {
 	seq    int64
 	byID   map[string]*fakeUser
 	sorted []*fakeUser // by (CreatedAt, seq): the +created_at order
+	org    orgState    // organizations and memberships (orgs.go)
 }
 
 var _ fakekit.Fake = (*Fake)(nil)
@@ -221,6 +222,7 @@ func (f *Fake) DeleteUser(id string) bool {
 	if !ok {
 		return false
 	}
+	f.dropUserMembershipsLocked(id)
 	f.removeLocked(u)
 	return true
 }

@@ -34,6 +34,10 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/organizations"); ok && (rest == "" || rest[0] == '/') {
+		f.serveOrgs(w, r, rest, writeErr)
+		return
+	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/v1/users")
 	if !ok || (path != "" && path[0] != '/') {
 		writeErr(w, http.StatusNotFound, notFound())

@@ -17,3 +17,11 @@ func TestContract(t *testing.T) {
 		return stackfake.New(stackfake.Options{Seed: int64(len(t.Name())), RequireEmailVerification: true})
 	})
 }
+
+// TestOrganizationsContract runs the organization contract suite against
+// the Stack Auth client and this fake's teams.
+func TestOrganizationsContract(t *testing.T) {
+	providertest.RunOrganizations(t, func(t *testing.T) fakekit.OrganizationsFake {
+		return stackfake.New(stackfake.Options{Seed: int64(len(t.Name())), RequireEmailVerification: true})
+	})
+}

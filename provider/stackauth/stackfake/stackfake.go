@@ -11,6 +11,9 @@
 // restricted_by_admin*, country_code, risk_scores, ...), and its errors
 // are Stack Auth's known-error bodies with the X-Stack-Known-Error header.
 //
+// It also serves teams and their members as Stack Auth does (teams.go), and
+// implements [fakekit.OrganizationsFake].
+//
 // It keeps users compactly (about 100 bytes each: the JSON of a user is
 // rendered on demand, deterministically from the seed, the id and a profile
 // version), so a million users are cheap, and it serves a list page in time
@@ -179,6 +182,8 @@ func New(opts Options) *Fake {
 	mux.HandleFunc("GET /api/v1/users/{id}", f.handleGet)
 	mux.HandleFunc("GET /api/v1/teams", f.handleListTeams)
 	mux.HandleFunc("GET /api/v1/teams/{id}", f.handleGetTeam)
+	mux.HandleFunc("GET /api/v1/team-member-profiles", f.handleListProfiles)
+	mux.HandleFunc("GET /api/v1/team-member-profiles/{team_id}/{user_id}", f.handleGetProfile)
 	f.srv = httptest.NewServer(f.middleware(mux))
 	return f
 }
@@ -396,7 +401,7 @@ func (f *Fake) DeleteUser(id string) bool {
 			}
 			was = append(was, t)
 		}
-		slices.SortFunc(was, func(a, b uid) int { return bytes.Compare(a[:], b[:]) })
+		f.sortTeamsLocked(was)
 		f.goneUserOrgs[key] = was
 	}
 	delete(f.index, key)
@@ -517,7 +522,7 @@ func (f *Fake) Webhook(kind provider.EventKind, id string) ([]byte, http.Header)
 }
 
 // userTeams returns the teams the user belongs to or, deleted, belonged
-// to, in id order.
+// to, oldest first (as user.deleted lists them).
 func (f *Fake) userTeams(id string) []uid {
 	key, ok := parseUID(id)
 	if !ok {
@@ -532,8 +537,27 @@ func (f *Fake) userTeams(id string) []uid {
 	for t := range f.userOrgs[key] {
 		out = append(out, t)
 	}
-	slices.SortFunc(out, func(a, b uid) int { return bytes.Compare(a[:], b[:]) })
+	f.sortTeamsLocked(out)
 	return out
+}
+
+// sortTeamsLocked sorts live team ids oldest first. f.mu must be held.
+func (f *Fake) sortTeamsLocked(ids []uid) {
+	created := func(id uid) int64 {
+		if o := f.orgs[id]; o != nil {
+			return o.createdAt
+		}
+		return f.goneOrgs[id].createdAt
+	}
+	slices.SortFunc(ids, func(a, b uid) int {
+		if ca, cb := created(a), created(b); ca != cb {
+			if ca < cb {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(a[:], b[:])
+	})
 }
 
 // IgnoredWebhook builds a signed team_permission.created delivery (a

@@ -24,6 +24,11 @@ import (
 //   - GET /api/v1/users?team_id=<uuid> is the member list: the user list,
 //     with its cursor paging and its anonymous/restricted filters, kept to
 //     the team's members; an unknown team lists nobody.
+//   - GET /api/v1/team-member-profiles[?team_id=&user_id=] lists
+//     memberships oldest first, unpaginated, with no anonymous/restricted
+//     filter, each {team_id, user_id, display_name, profile_image_url,
+//     user}; GET /api/v1/team-member-profiles/{team_id}/{user_id} answers
+//     one, 404 USER_NOT_FOUND or TEAM_MEMBERSHIP_NOT_FOUND.
 //   - A team's creator joins silently (team.created only); deleting a team
 //     drops its memberships without membership events; deleting a user
 //     drops the user's memberships.
@@ -512,4 +517,160 @@ func (f *Fake) handleListTeams(w http.ResponseWriter, r *http.Request) {
 	f.mu.RUnlock()
 	body = append(body, `],"is_paginated":false}`...)
 	writeJSON(w, body)
+}
+
+// memberProfile is one membership as team-member-profiles serves it.
+type memberProfile struct {
+	team, user uid
+	seq        int64
+	rec        record
+}
+
+// appendProfile renders a team member profile: {team_id, user_id,
+// display_name, profile_image_url, user}. The fake has no team-specific
+// profiles, so the names and images are the user's.
+func (f *Fake) appendProfile(dst []byte, p memberProfile) []byte {
+	user := f.render(nil, p.rec)
+	var w struct {
+		DisplayName     json.RawMessage `json:"display_name"`
+		ProfileImageURL json.RawMessage `json:"profile_image_url"`
+	}
+	_ = json.Unmarshal(user, &w) // the fake's own rendering: always an object
+	dst = append(dst, `{"team_id":"`...)
+	dst = append(dst, f.idText(p.team)...)
+	dst = append(dst, `","user_id":"`...)
+	dst = append(dst, f.idText(p.user)...)
+	dst = append(dst, `","display_name":`...)
+	dst = append(dst, w.DisplayName...)
+	dst = append(dst, `,"profile_image_url":`...)
+	dst = append(dst, w.ProfileImageURL...)
+	dst = append(dst, `,"user":`...)
+	dst = append(dst, user...)
+	return append(dst, '}')
+}
+
+// userParam parses a user id parameter that may also be "me" (which server
+// access cannot use); false means an error answer was written.
+func userParam(w http.ResponseWriter, r *http.Request, v, field string) (uid, bool) {
+	if v == "me" {
+		writeKnownError(w, http.StatusBadRequest, "CANNOT_GET_OWN_USER_WITHOUT_USER",
+			"You have specified 'me' as a userId, but did not provide authentication for a user.", nil)
+		return uid{}, false
+	}
+	key, ok := parseUID(v)
+	if !ok {
+		writeSchemaError(w, r, field+" must be a valid UUID")
+		return uid{}, false
+	}
+	return key, true
+}
+
+// handleListProfiles serves GET /api/v1/team-member-profiles: every
+// membership (of the team_id, of the user_id, or of the project), oldest
+// first, unpaginated, anonymous and restricted members included.
+func (f *Fake) handleListProfiles(w http.ResponseWriter, r *http.Request) {
+	if !f.authorize(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	var team, user *uid
+	if q.Has("user_id") {
+		key, ok := userParam(w, r, q.Get("user_id"), "query.user_id")
+		if !ok {
+			return
+		}
+		user = &key
+	}
+	if q.Has("team_id") {
+		key, ok := parseUID(q.Get("team_id"))
+		if !ok {
+			writeSchemaError(w, r, "query.team_id must be a valid UUID")
+			return
+		}
+		team = &key
+	}
+	f.mu.RLock()
+	if team != nil && f.orgs[*team] == nil {
+		f.mu.RUnlock()
+		writeKnownError(w, http.StatusNotFound, "TEAM_NOT_FOUND", "Team "+q.Get("team_id")+" not found.", map[string]string{"team_id": q.Get("team_id")})
+		return
+	}
+	if user != nil {
+		if _, ok := f.index[*user]; !ok {
+			f.mu.RUnlock()
+			writeKnownError(w, http.StatusNotFound, "USER_NOT_FOUND", "User not found.", nil)
+			return
+		}
+	}
+	var profiles []memberProfile
+	for _, o := range f.orgs {
+		if team != nil && o.id != *team {
+			continue
+		}
+		for u, seq := range o.members {
+			if user != nil && u != *user {
+				continue
+			}
+			if pos, ok := f.index[u]; ok {
+				profiles = append(profiles, memberProfile{team: o.id, user: u, seq: seq, rec: f.users[pos]})
+			}
+		}
+	}
+	f.mu.RUnlock()
+	slices.SortFunc(profiles, func(a, b memberProfile) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return 0
+	})
+	body := []byte(`{"items":[`)
+	for i, p := range profiles {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = f.appendProfile(body, p)
+	}
+	body = append(body, `],"is_paginated":false}`...)
+	writeJSON(w, body)
+}
+
+// handleGetProfile serves GET /api/v1/team-member-profiles/{team_id}/{user_id}:
+// 404 USER_NOT_FOUND when the user does not exist, else
+// TEAM_MEMBERSHIP_NOT_FOUND when they are not a member (or the team does not
+// exist).
+func (f *Fake) handleGetProfile(w http.ResponseWriter, r *http.Request) {
+	if !f.authorize(w, r) {
+		return
+	}
+	teamText, userText := r.PathValue("team_id"), r.PathValue("user_id")
+	team, ok := parseUID(teamText)
+	if !ok {
+		writeSchemaError(w, r, "params.team_id must be a valid UUID")
+		return
+	}
+	user, ok := userParam(w, r, userText, "params.user_id")
+	if !ok {
+		return
+	}
+	f.mu.RLock()
+	pos, live := f.index[user]
+	var p *memberProfile
+	if o := f.orgs[team]; live && o != nil {
+		if seq, ok := o.members[user]; ok {
+			p = &memberProfile{team: team, user: user, seq: seq, rec: f.users[pos]}
+		}
+	}
+	f.mu.RUnlock()
+	switch {
+	case !live:
+		writeKnownError(w, http.StatusNotFound, "USER_NOT_FOUND", "User not found.", nil)
+	case p == nil:
+		writeKnownError(w, http.StatusNotFound, "TEAM_MEMBERSHIP_NOT_FOUND", "User "+userText+" is not found in team "+teamText+".",
+			map[string]string{"team_id": teamText, "user_id": userText})
+	default:
+		writeJSON(w, f.appendProfile(nil, *p))
+	}
 }
