@@ -25,12 +25,25 @@ func clerkSpec(t *testing.T) *oascheck.Doc {
 // 200/400/401/422 for GetUserList, but not the 429 (with Retry-After) that
 // its rate limiter answers nor 5xx; it defines their body elsewhere
 // (components/responses/TooManyRequests, and the ClerkErrors envelope of
-// every error). Those answers are validated against these.
+// every error). Those answers are validated against these. The organization
+// operations declare 403 AuthorizationInvalid but not the 401 that a wrong
+// secret key gets from every endpoint (validated against
+// AuthenticationInvalid), and ListOrganizationMemberships declares no 404
+// for an organization that does not exist (validated against
+// ResourceNotFound; see docs/providers.md).
 func clerkUndeclared(doc *oascheck.Doc, t *testing.T) func(string, int) *openapi3.ResponseRef {
 	tooMany := doc.ComponentResponse(t, "TooManyRequests")
 	errs := doc.ComponentResponse(t, "ClerkErrors")
-	return func(_ string, status int) *openapi3.ResponseRef {
+	authn := doc.ComponentResponse(t, "AuthenticationInvalid")
+	notFound := doc.ComponentResponse(t, "ResourceNotFound")
+	return func(op string, status int) *openapi3.ResponseRef {
 		switch {
+		case status == http.StatusUnauthorized:
+			return authn
+		case status == http.StatusNotFound && op == "ListOrganizationMemberships":
+			return notFound
+		case status == http.StatusBadRequest && op == "ListOrganizationMemberships":
+			return errs // a malformed number, as on every other list
 		case status == http.StatusTooManyRequests:
 			return tooMany
 		case status >= 500:
@@ -45,7 +58,8 @@ func clerkUndeclared(doc *oascheck.Doc, t *testing.T) func(string, int) *openapi
 // OpenAPI document (the newest clerk-bapi-*.yml): paths under the /v1 base,
 // query parameters (and no undeclared ones), bearer security, and the
 // response schemas (User, the bare User array, ClerkErrors) for 200, 401,
-// 404, 429 and 5xx.
+// 404, 429 and 5xx; and likewise the organization contract suite
+// (Organization, Organizations, OrganizationMemberships).
 func TestContractOpenAPI(t *testing.T) {
 	doc := clerkSpec(t)
 	cov := &oascheck.Coverage{}
@@ -61,12 +75,17 @@ func TestContractOpenAPI(t *testing.T) {
 			return f
 		})
 	})
+	t.Run("organizations", func(t *testing.T) { runOrganizationsOpenAPI(t, doc, cov, undeclared) })
 	for _, want := range []struct {
 		op     string
 		status int
 	}{
 		{"GetUser", 200}, {"GetUser", 404}, {"GetUser", 401}, {"GetUser", 429}, {"GetUser", 503},
 		{"GetUserList", 200}, {"GetUserList", 401}, {"GetUserList", 429},
+		{"GetOrganization", 200}, {"GetOrganization", 404}, {"GetOrganization", 401}, {"GetOrganization", 429}, {"GetOrganization", 503},
+		{"ListOrganizations", 200}, {"ListOrganizations", 401}, {"ListOrganizations", 429}, {"ListOrganizations", 503},
+		{"ListOrganizationMemberships", 200}, {"ListOrganizationMemberships", 404}, {"ListOrganizationMemberships", 401},
+		{"ListOrganizationMemberships", 429}, {"ListOrganizationMemberships", 503},
 	} {
 		if cov.Count(want.op, want.status) == 0 {
 			t.Errorf("no %s answer %d was validated (validated: %s)", want.op, want.status, cov)

@@ -407,7 +407,9 @@ func (f *Fake) SeedOrganizations(n, perOrg int) []string {
 			creator = picked[0]
 		}
 		o := f.newOrgLocked(created, creator)
-		f.insertOrgLocked(o)
+		f.org.orgs[o.obj.ID] = o
+		f.org.bySlug[o.obj.Slug] = o
+		f.org.orgSorted = append(f.org.orgSorted, o) // sorted once below
 		for j, u := range picked {
 			role := roleMember
 			if j == 0 {
@@ -417,6 +419,7 @@ func (f *Fake) SeedOrganizations(n, perOrg int) []string {
 		}
 		ids = append(ids, o.obj.ID)
 	}
+	sort.SliceStable(f.org.orgSorted, func(i, j int) bool { return orgLess(f.org.orgSorted[i], f.org.orgSorted[j]) })
 	return ids
 }
 
