@@ -21,3 +21,19 @@ func TestContractLenientCursor(t *testing.T) {
 		return workosfake.New(workosfake.Options{LenientCursor: true, PageSize: 7})
 	})
 }
+
+// TestContractOrganizations runs the organizations contract against the
+// fake, with strict cursors (refused once their object is deleted) and with
+// lenient ones at a small page size.
+func TestContractOrganizations(t *testing.T) {
+	t.Run("strict", func(t *testing.T) {
+		providertest.RunOrganizations(t, func(t *testing.T) fakekit.OrganizationsFake {
+			return workosfake.New(workosfake.Options{})
+		})
+	})
+	t.Run("lenient", func(t *testing.T) {
+		providertest.RunOrganizations(t, func(t *testing.T) fakekit.OrganizationsFake {
+			return workosfake.New(workosfake.Options{LenientCursor: true, PageSize: 7})
+		})
+	})
+}

@@ -276,6 +276,9 @@ func FuzzParseWebhook(f *testing.F) {
 	}
 	f.Add([]byte(`{"event":"user.updated","data":{"id":"user_01E4ZCR3C56J083X43JQXF3JK5"}}`), "t=1, v1=00")
 	f.Add([]byte(`{"event":"organization.created","data":{}}`), "t=1768478400000,v1=a3860c3e98dbf774ceddbd238ce03b66f980ab8c657c1caa76ed4200b932d22c")
+	f.Add([]byte(`{"event":"organization.updated","data":{"id":"org_01EHWNCE74X7JSDV0X3SZ3KJNY"}}`), "")
+	f.Add([]byte(`{"event":"organization_membership.deleted","data":{"organization_id":"org_01EHWNCE74X7JSDV0X3SZ3KJNY","user_id":"user_01E4ZCR3C56J083X43JQXF3JK5"}}`), "")
+	f.Add([]byte(`{"event":"organization_domain.verification_failed","data":{"organization_domain":{"organization_id":"org_01EHWNCE74X7JSDV0X3SZ3KJNY"}}}`), "")
 	c, err := New(Config{APIKey: "sk_test_x", WebhookSecret: exampleSecret})
 	if err != nil {
 		f.Fatal(err)
@@ -300,9 +303,17 @@ func FuzzParseWebhook(f *testing.F) {
 			if err := ValidateUserID(ev.UserID); err != nil {
 				t.Fatalf("accepted invalid user id %q: %v", ev.UserID, err)
 			}
+		case provider.EventOrganizationChanged, provider.EventOrganizationDeleted:
+			if err := ValidateOrganizationID(ev.OrganizationID); err != nil || ev.UserID != "" {
+				t.Fatalf("accepted invalid organization id %q (user id %q): %v", ev.OrganizationID, ev.UserID, err)
+			}
+		case provider.EventMembershipChanged:
+			if ValidateOrganizationID(ev.OrganizationID) != nil || ValidateUserID(ev.UserID) != nil {
+				t.Fatalf("accepted invalid membership ids %q %q", ev.OrganizationID, ev.UserID)
+			}
 		case provider.EventIgnored:
-			if ev.UserID != "" {
-				t.Fatalf("ignored event with user id %q", ev.UserID)
+			if ev.UserID != "" || ev.OrganizationID != "" {
+				t.Fatalf("ignored event with user id %q, organization id %q", ev.UserID, ev.OrganizationID)
 			}
 		default:
 			t.Fatalf("unknown kind %v", ev.Kind)

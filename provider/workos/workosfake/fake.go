@@ -360,7 +360,9 @@ func (f *Fake) event(id, typ string, data any, now time.Time) ([]byte, http.Head
 		"event":      typ,
 		"data":       data,
 		"created_at": isoTime(now),
-		"context":    map[string]any{"actor": map[string]any{"id": nil, "source": "api", "name": nil}},
+		// The document's EventContextActorDto requires a string id; the
+		// name may be null (an API key has none).
+		"context": map[string]any{"actor": map[string]any{"id": actorID, "source": "api", "name": nil}},
 	})
 	return body, f.SignWebhook(body, now)
 }
@@ -372,6 +374,10 @@ func (f *Fake) SignWebhook(body []byte, at time.Time) http.Header {
 	h.Set(workos.SignatureHeader, workos.ComputeSignature(f.whSecret, at, body))
 	return h
 }
+
+// actorID is the actor of every event the fake sends: the environment's API
+// key, as if every change had been made through the API.
+const actorID = "key_01EHWNCE74X7JSDV0X3SZ3KJNY"
 
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)

@@ -2,6 +2,7 @@ package workosfake
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/usersync/usersync/provider"
 	"github.com/usersync/usersync/provider/fakekit"
+	"github.com/usersync/usersync/provider/workos"
 )
 
 var _ fakekit.OrganizationsFake = (*Fake)(nil)
@@ -76,6 +78,9 @@ func (f *Fake) UpdateOrganization(id string) bool {
 		return false
 	}
 	o := *old
+	// From now on the fake's own shape, not a raw object given to
+	// PutOrganization.
+	o.raw = nil
 	for o.Name == old.Name {
 		o.Name = orgNames[f.rng.IntN(len(orgNames))] + " " + orgSuffixes[f.rng.IntN(len(orgSuffixes))]
 	}
@@ -112,8 +117,41 @@ func (f *Fake) SetOrganizationFields(id string, fields map[string]any) bool {
 		o.UpdatedAt = bumpedTime(old.UpdatedAt)
 	}
 	o.AllowProfilesOutsideOrganization = nil
+	if old.raw != nil {
+		if _, set := fields["updated_at"]; !set {
+			m["updated_at"] = o.UpdatedAt
+		}
+		o.raw = mustJSON(m)
+	}
 	f.replaceOrgLocked(old, &o)
 	return true
+}
+
+// PutOrganization adds, or replaces, an organization whose
+// GET /organizations/{id} answer (and list entry) is exactly raw, e.g. a
+// payload WorkOS itself published; its webhooks carry raw without
+// allow_profiles_outside_organization. raw must be a JSON object whose "id"
+// is a WorkOS organization id. It returns the id.
+func (f *Fake) PutOrganization(raw json.RawMessage) (string, error) {
+	var o orgJSON
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return "", fmt.Errorf("workosfake: PutOrganization: %w", err)
+	}
+	if err := workos.ValidateOrganizationID(o.ID); err != nil {
+		return "", fmt.Errorf("workosfake: PutOrganization: %w", err)
+	}
+	o.raw = append(json.RawMessage(nil), raw...)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if old, ok := f.orgs.byID[o.ID]; ok {
+		f.replaceOrgLocked(old, &o)
+		return o.ID, nil
+	}
+	delete(f.orgs.deleted, o.ID)
+	f.orgs.byID[o.ID] = &o
+	i := f.orgIndexLocked(o.ID)
+	f.orgs.sorted = slices.Insert(f.orgs.sorted, i, &o)
+	return o.ID, nil
 }
 
 func (f *Fake) replaceOrgLocked(old, o *orgJSON) {

@@ -21,6 +21,11 @@ type orgJSON struct {
 	// AllowProfilesOutsideOrganization (deprecated) is in the API's answers
 	// and not in webhook payloads.
 	AllowProfilesOutsideOrganization *bool `json:"allow_profiles_outside_organization,omitempty"`
+
+	// raw, when set, is served instead of the fields above (by the API as
+	// is, in webhooks without allow_profiles_outside_organization): an
+	// object given to PutOrganization.
+	raw json.RawMessage
 }
 
 // domainJSON is an organization_domain.
@@ -40,6 +45,9 @@ type domainJSON struct {
 // apiBody is the organization as GET /organizations/{id} and the list
 // return it.
 func (o *orgJSON) apiBody() json.RawMessage {
+	if o.raw != nil {
+		return o.raw
+	}
 	c := *o
 	f := false
 	c.AllowProfilesOutsideOrganization = &f
@@ -48,6 +56,14 @@ func (o *orgJSON) apiBody() json.RawMessage {
 
 // eventBody is the organization as organization.* webhooks carry it.
 func (o *orgJSON) eventBody() json.RawMessage {
+	if o.raw != nil {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(o.raw, &m) != nil {
+			return o.raw
+		}
+		delete(m, "allow_profiles_outside_organization")
+		return mustJSON(m)
+	}
 	c := *o
 	c.AllowProfilesOutsideOrganization = nil
 	return mustJSON(&c)
