@@ -25,6 +25,15 @@ type Run = store.Run
 // RunState is a backfill run's status.
 type RunState = store.RunState
 
+// RunKind is what a backfill run lists: RunUsers or RunOrganizations.
+type RunKind = store.RunKind
+
+// Backfill run kinds.
+const (
+	RunUsers         = store.RunUsers
+	RunOrganizations = store.RunOrganizations
+)
+
 // Backfill run states.
 const (
 	RunRunning   = store.RunRunning
@@ -44,6 +53,7 @@ type Backfill struct {
 	jobID    int64
 	joined   bool
 	runID    int64
+	orgRun   *Run
 }
 
 // BackfillProgress is a Backfill's state at one read.
@@ -65,14 +75,27 @@ type BackfillProgress struct {
 	SkippedJobID int64
 	// Joined goes with SkippedJobID.
 	Joined bool
+	// Organizations is, with Config.Organizations, the organizations run
+	// (a chain of backfill_organizations jobs) that Run started; nil until
+	// its first page has committed.
+	Organizations *Run
+	// OrganizationsError is the last error of the organizations run's first
+	// job while Organizations is nil.
+	OrganizationsError *string
 	// Done says the backfill has ended: Run.Status is not RunRunning, or
-	// (Run nil) the job ended without starting a run (JobError says why).
+	// (Run nil) the job ended without starting a run (JobError says why);
+	// with Config.Organizations, the organizations run has ended too (or
+	// its first job ended without starting one).
 	Done bool
+
+	organizations bool
 }
 
-// Completed reports whether the backfill ended with a complete run.
+// Completed reports whether the backfill ended with a complete run (and,
+// with Config.Organizations, a complete organizations run).
 func (p BackfillProgress) Completed() bool {
-	return p.Done && p.Run != nil && p.Run.Status == RunCompleted
+	return p.Done && p.Run != nil && p.Run.Status == RunCompleted &&
+		(!p.organizations || (p.Organizations != nil && p.Organizations.Status == RunCompleted))
 }
 
 // StartBackfill enqueues a full backfill of provider prov that runs even if
@@ -141,6 +164,14 @@ func (b *Backfill) Progress(ctx context.Context) (BackfillProgress, error) {
 		b.runID = r.ID
 		p.Run = r
 		p.Done = r.Status != RunRunning
+		if e.cfg.Organizations {
+			p.organizations = true
+			orgDone, err := b.organizationsProgress(ctx, r.ID, &p)
+			if err != nil {
+				return p, err
+			}
+			p.Done = p.Done && orgDone
+		}
 		return p, nil
 	}
 	js, err := e.store.Jobs.State(ctx, e.pool, b.jobID)
@@ -188,6 +219,42 @@ func (b *Backfill) Progress(ctx context.Context) (BackfillProgress, error) {
 	return p, nil
 }
 
+// organizationsProgress reads the organizations run that users run
+// usersRun started into p, and reports whether it has ended.
+func (b *Backfill) organizationsProgress(ctx context.Context, usersRun int64, p *BackfillProgress) (bool, error) {
+	e := b.e
+	runs := e.store.Runs.Kind(store.RunOrganizations)
+	for range 2 {
+		r, err := runs.ForUsersRun(ctx, e.pool, usersRun)
+		if err != nil {
+			return false, err
+		}
+		if r != nil {
+			p.Organizations = r
+			return r.Status != RunRunning, nil
+		}
+		js, err := e.store.Jobs.OrganizationsChainState(ctx, e.pool, b.provider, usersRun)
+		if err != nil {
+			return false, err
+		}
+		if js == nil {
+			// A users run started without organizations (before they were
+			// turned on): there is nothing to follow.
+			return true, nil
+		}
+		p.OrganizationsError = js.LastError
+		switch js.State {
+		case "discarded", "cancelled":
+			return true, nil
+		case "completed":
+			// It started its run since the run was looked up: read again.
+			continue
+		}
+		return false, nil
+	}
+	return false, nil
+}
+
 // Follow reads the backfill's progress at once and then every interval
 // (BackfillPollInterval when 0), yielding each read, until the backfill is
 // done (the last value yielded has Done set), a read fails (the error is
@@ -223,7 +290,9 @@ func (b *Backfill) Follow(ctx context.Context, interval time.Duration) iter.Seq2
 var ErrNoRun = errors.New("the backfill job ended without starting a run")
 
 // Wait follows the backfill until it ends and returns its run's final
-// state: Status is RunCompleted, RunFailed or RunHeld. It returns an error
+// state: Status is RunCompleted, RunFailed or RunHeld. With
+// Config.Organizations it also waits for the organizations run, whose
+// final state OrganizationsRun then returns. It returns an error
 // wrapping ErrNoRun when the job ended without starting a run, and ctx's
 // error when ctx ends first.
 func (b *Backfill) Wait(ctx context.Context) (*Run, error) {
@@ -240,7 +309,13 @@ func (b *Backfill) Wait(ctx context.Context) (*Run, error) {
 			}
 			return nil, fmt.Errorf("backfill of %s: %w", b.provider, ErrNoRun)
 		}
+		b.orgRun = p.Organizations
 		return p.Run, nil
 	}
 	return nil, fmt.Errorf("backfill of %s: follow ended early", b.provider)
 }
+
+// OrganizationsRun returns, after Wait, the organizations run's final state
+// (nil when organizations are off, or when its first job ended without
+// starting a run).
+func (b *Backfill) OrganizationsRun() *Run { return b.orgRun }

@@ -488,7 +488,7 @@ func (e *Engine) WebhookHandler(client *river.Client[pgx.Tx]) (http.Handler, err
 	}
 	b := webhook.NewBatcher(e.pool, client, e.cfg.RiverSchema, webhookWriters, webhookBatch, e.logger)
 	e.batchers = append(e.batchers, b)
-	return webhook.NewHandler(e.providers, b, e.metrics.m, e.logger), nil
+	return webhook.NewHandler(e.providers, b, e.metrics.m, e.logger).SyncOrganizations(e.cfg.Organizations), nil
 }
 
 // Start runs usersync's background work until Close: the status record

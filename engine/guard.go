@@ -7,7 +7,10 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/usersync/usersync/jobs"
+	"github.com/usersync/usersync/worker"
 )
 
 // The deletion guard's operator side: a backfill run that would delete too
@@ -52,6 +55,15 @@ func (e *Engine) ConfirmHeld(ctx context.Context, prov string, runID int64) (Con
 	if err != nil {
 		return Confirmed{}, fmt.Errorf("confirm deletions of %s: find the held run: %w", prov, err)
 	}
+	if b.Orgs != nil {
+		or, err := e.store.Runs.Kind(RunOrganizations).Held(ctx, tx, prov, true)
+		if err != nil {
+			return Confirmed{}, fmt.Errorf("confirm deletions of %s: find the held organizations run: %w", prov, err)
+		}
+		if or != nil && (runID == or.ID || (runID == 0 && hr == nil)) {
+			return e.confirmHeldOrganizations(ctx, tx, b, prov, or)
+		}
+	}
 	if hr == nil {
 		return Confirmed{}, fmt.Errorf("%s has no held backfill run to confirm (a complete run may have replaced it; see 'usersync status')", prov)
 	}
@@ -93,6 +105,45 @@ func (e *Engine) ConfirmHeld(ctx context.Context, prov string, runID int64) (Con
 	c.Deleted = int64(res.Deleted)
 	e.logger.Warn("held backfill run confirmed by an operator: its deletions are applied", "provider", prov, "run_id", hr.ID,
 		"deleted", res.Deleted, "held", c.Held)
+	return c, nil
+}
+
+// confirmHeldOrganizations is ConfirmHeld for held organizations run hr,
+// locked in tx.
+func (e *Engine) confirmHeldOrganizations(ctx context.Context, tx pgx.Tx, b *worker.Binding, prov string, hr *Run) (Confirmed, error) {
+	c := Confirmed{RunID: hr.ID}
+	if hr.HeldDeletions != nil {
+		c.Held = *hr.HeldDeletions
+	}
+	would, _, err := b.Orgs.Inferable(ctx, tx, hr.ID, hr.StartedAt)
+	if err != nil {
+		return Confirmed{}, err
+	}
+	if would > c.Held {
+		return Confirmed{}, fmt.Errorf("organizations run %d of %s would now mark %d organizations deleted, more than the %d it held: nothing done; run a new backfill", hr.ID, prov, would, c.Held)
+	}
+	res, n, err := b.Orgs.InferDeletions(ctx, tx, hr.ID, hr.StartedAt)
+	if err != nil {
+		return Confirmed{}, err
+	}
+	if len(res.Resync) > 0 {
+		client, err := river.NewClient(riverpgxv5.New(e.pool), &river.Config{Schema: e.cfg.RiverSchema, SkipUnknownJobCheck: true})
+		if err != nil {
+			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: river client: %w", prov, hr.ID, err)
+		}
+		if err := jobs.EnqueueOrganizationResyncs(ctx, tx, client, prov, res.Resync); err != nil {
+			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: %w", prov, hr.ID, err)
+		}
+	}
+	if err := e.store.Runs.ConfirmHeld(ctx, tx, hr.ID, n); err != nil {
+		return Confirmed{}, fmt.Errorf("confirm deletions of %s: %w", prov, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: commit: %w", prov, hr.ID, err)
+	}
+	c.Deleted = int64(n)
+	e.logger.Warn("held organizations backfill run confirmed by an operator: its deletions are applied", "provider", prov, "run_id", hr.ID,
+		"deleted", n, "held", c.Held)
 	return c, nil
 }
 

@@ -23,6 +23,10 @@ type ErrorCount = store.ErrorCount
 // PauseReport describes paused deletions by sync jobs.
 type PauseReport = store.PauseReport
 
+// OrganizationsStatus is the organizations' part of a ProviderStatus (with
+// Config.Organizations).
+type OrganizationsStatus = store.OrganizationsReport
+
 // Status is what `usersync status` reports.
 type Status struct {
 	// Providers are the configured providers' reports, in Config order.
@@ -46,7 +50,8 @@ func (e *Engine) Status(ctx context.Context) (*Status, error) {
 	for _, p := range e.cfg.Providers {
 		name := p.Client.Name()
 		pr, err := e.store.Report(ctx, e.pool, store.ReportQuery{Provider: name, TargetSchema: p.Schema,
-			Queues: []string{jobs.SyncQueue(name), jobs.BackfillQueue(name)}, SyncKind: jobs.KindSyncUser, SyncQueue: jobs.SyncQueue(name)})
+			Queues: []string{jobs.SyncQueue(name), jobs.BackfillQueue(name)}, SyncKind: jobs.KindSyncUser, SyncQueue: jobs.SyncQueue(name),
+			Organizations: e.cfg.Organizations})
 		if err != nil {
 			return nil, err
 		}
@@ -88,6 +93,21 @@ func attention(pr *ProviderStatus) []string {
 	if pr.CurrentRun != nil && pr.CurrentRun.LastError != nil {
 		out = append(out, fmt.Sprintf("%s: the running backfill is failing: %s", pr.Provider, oneLine(*pr.CurrentRun.LastError, 120)))
 	}
+	if o := pr.Organizations; o != nil {
+		if o.HeldRun != nil {
+			out = append(out, pr.Provider+": organizations "+HeldMessage(pr.Provider, o.HeldRun))
+		}
+		if o.LastFailedRun != nil {
+			msg := ""
+			if o.LastFailedRun.LastError != nil {
+				msg = ": " + oneLine(*o.LastFailedRun.LastError, 120)
+			}
+			out = append(out, fmt.Sprintf("%s: organizations backfill run %d failed%s", pr.Provider, o.LastFailedRun.ID, msg))
+		}
+		if o.CurrentRun != nil && o.CurrentRun.LastError != nil {
+			out = append(out, fmt.Sprintf("%s: the running organizations backfill is failing: %s", pr.Provider, oneLine(*o.CurrentRun.LastError, 120)))
+		}
+	}
 	return out
 }
 
@@ -101,10 +121,14 @@ func HeldMessage(prov string, r *Run) string {
 	if r.HeldLive != nil {
 		live = *r.HeldLive
 	}
-	return fmt.Sprintf("backfill run %d is held: it listed %d users and would mark %d of %d live users deleted, "+
+	what := "users"
+	if r.Kind == RunOrganizations {
+		what = "organizations"
+	}
+	return fmt.Sprintf("backfill run %d is held: it listed %d %s and would mark %d of %d live %s deleted, "+
 		"more than USERSYNC_DELETE_GUARD allows; nothing was deleted. If %s is wrong, fix it and run 'usersync backfill'; "+
-		"if the provider really lost these users, confirm with: %s",
-		r.ID, r.Listed, would, live, apiURLVar(prov), worker.ConfirmCommand(prov, r.ID))
+		"if the provider really lost these %s, confirm with: %s",
+		r.ID, r.Listed, what, would, live, what, apiURLVar(prov), what, worker.ConfirmCommand(prov, r.ID))
 }
 
 // apiURLVar names the variable of prov's API URL, the usual suspect when

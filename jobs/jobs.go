@@ -103,6 +103,42 @@ type UserRef struct {
 	// job's metadata records it (LastEventKey), so that its sync expects the
 	// provider to answer not-found.
 	Deleted bool
+	// OrganizationID, when set, makes the ref an organization's: it asks
+	// for a sync_organization job (EnqueueRefs), and UserID and Deleted are
+	// not used.
+	OrganizationID string
+}
+
+// EnqueueRefs enqueues, in tx, the sync_user jobs of the refs that name
+// users (EnqueueSyncs), then the sync_organization jobs of those that name
+// organizations (EnqueueOrganizationSyncs). It returns how many running
+// jobs it marked dirty.
+func EnqueueRefs(ctx context.Context, tx pgx.Tx, ins Inserter, riverSchema string, refs []UserRef) (int, error) {
+	var users []UserRef
+	var orgs []OrgRef
+	for _, r := range refs {
+		if r.OrganizationID != "" {
+			orgs = append(orgs, OrgRef{Provider: r.Provider, OrganizationID: r.OrganizationID})
+		} else {
+			users = append(users, r)
+		}
+	}
+	var marked int
+	if len(users) > 0 {
+		n, err := EnqueueSyncs(ctx, tx, ins, riverSchema, users)
+		if err != nil {
+			return 0, err
+		}
+		marked += n
+	}
+	if len(orgs) > 0 {
+		n, err := EnqueueOrganizationSyncs(ctx, tx, ins, riverSchema, orgs)
+		if err != nil {
+			return 0, err
+		}
+		marked += n
+	}
+	return marked, nil
 }
 
 // DirtyKey is the metadata key of a running sync_user job that an event for

@@ -4,15 +4,15 @@ import "testing"
 
 func TestLastEventPerUser(t *testing.T) {
 	in := []UserRef{
-		{"stackauth", "a", false},
-		{"stackauth", "b", true},
-		{"stackauth", "a", true},
-		{"clerk", "a", false},
-		{"stackauth", "b", false},
-		{"stackauth", "a", true},
+		{Provider: "stackauth", UserID: "a", Deleted: false},
+		{Provider: "stackauth", UserID: "b", Deleted: true},
+		{Provider: "stackauth", UserID: "a", Deleted: true},
+		{Provider: "clerk", UserID: "a", Deleted: false},
+		{Provider: "stackauth", UserID: "b", Deleted: false},
+		{Provider: "stackauth", UserID: "a", Deleted: true},
 	}
 	got := lastEventPerUser(in)
-	want := []UserRef{{"stackauth", "a", true}, {"stackauth", "b", false}, {"clerk", "a", false}}
+	want := []UserRef{{Provider: "stackauth", UserID: "a", Deleted: true}, {Provider: "stackauth", UserID: "b", Deleted: false}, {Provider: "clerk", UserID: "a", Deleted: false}}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}

@@ -91,6 +91,13 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 		if err := b.Store.Adopt(ctx, tx); err != nil {
 			return err
 		}
+		if b.Orgs != nil {
+			// Organizations are listed by a chain of their own, started with
+			// every users run.
+			if err := insertTx(ctx, tx, jobs.BackfillOrganizationsArgs{Provider: a.Provider, UsersRunID: r.ID}); err != nil {
+				return fmt.Errorf("backfill %s run %d: enqueue the organizations run: %w", a.Provider, r.ID, err)
+			}
+		}
 		log.Info("backfill run started", "run_id", r.ID)
 	}
 	res, err := b.Store.Upsert(ctx, tx, page.Users, token, &r.ID)

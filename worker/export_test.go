@@ -13,3 +13,15 @@ func NewTestWorkers(d Deps) (*SyncUserWorker, *BackfillPageWorker, *PruneUserSta
 	}
 	return &SyncUserWorker{deps: d}, &BackfillPageWorker{deps: d}, &PruneUserStateWorker{deps: d}
 }
+
+// NewTestOrgWorkers returns the organizations' workers Register adds, with
+// the same defaults.
+func NewTestOrgWorkers(d Deps) (*SyncOrganizationWorker, *BackfillOrganizationsWorker) {
+	if d.Observer == nil {
+		d.Observer = nopObserver{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &SyncOrganizationWorker{deps: d}, &BackfillOrganizationsWorker{deps: d}
+}

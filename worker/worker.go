@@ -96,6 +96,8 @@ func Register(workers *river.Workers, d Deps) {
 	river.AddWorker(workers, &SyncUserWorker{deps: d})
 	river.AddWorker(workers, &BackfillPageWorker{deps: d})
 	river.AddWorker(workers, &PruneUserStateWorker{deps: d})
+	river.AddWorker(workers, &SyncOrganizationWorker{deps: d})
+	river.AddWorker(workers, &BackfillOrganizationsWorker{deps: d})
 }
 
 // MaxRetryDelay caps the exponential retry backoff of failing jobs.
@@ -219,6 +221,10 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		res, err = b.Store.MarkDeleted(ctx, tx, a.UserID, token)
 	} else {
 		res, err = b.Store.Upsert(ctx, tx, []provider.User{user}, token, nil)
+	}
+	if err == nil && (gone || excluded) && res.Stale == 0 {
+		// The user is gone (or left out): so are their memberships.
+		err = deleteUserMemberships(ctx, tx, b, a.UserID, token)
 	}
 	if err != nil {
 		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)

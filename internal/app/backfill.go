@@ -140,9 +140,27 @@ func follow(ctx context.Context, w io.Writer, b *engine.Backfill) (bool, error) 
 			if r.Status == store.RunHeld {
 				fmt.Fprintf(w, "%s: %s\n", prov, engine.HeldMessage(prov, r))
 			}
-			return r.Status == store.RunCompleted, nil
+			if o := p.Organizations; o != nil {
+				fmt.Fprintln(w, progressLine(prov, o))
+				if o.Status == store.RunFailed && o.LastError != nil {
+					fmt.Fprintf(w, "%s: organizations run %d failed: %s\n", prov, o.ID, *o.LastError)
+				}
+				if o.Status == store.RunHeld {
+					fmt.Fprintf(w, "%s: %s\n", prov, engine.HeldMessage(prov, o))
+				}
+			} else if r.Status == store.RunCompleted && !p.Completed() {
+				msg := "the organizations backfill job ended without starting a run"
+				if p.OrganizationsError != nil {
+					msg += ": " + *p.OrganizationsError
+				}
+				fmt.Fprintf(w, "%s: %s\n", prov, msg)
+			}
+			return p.Completed(), nil
 		default:
 			line = progressLine(prov, r)
+			if o := p.Organizations; o != nil {
+				line += " || " + progressLine("", o)
+			}
 		}
 		if tty {
 			fmt.Fprintf(w, "\r\033[K%s", line)
@@ -168,8 +186,15 @@ func progressLine(prov string, r *runProgress) string {
 		rate = float64(r.Listed) / s
 	}
 	spin := []string{"▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"}[r.Pages%8]
-	line := fmt.Sprintf("%s: run %d %s %s pages %d | users %d listed, %d written | %.0f users/s | %s",
-		prov, r.ID, r.Status, spin, r.Pages, r.Listed, r.Written, rate, el)
+	what := "users"
+	if r.Kind == store.RunOrganizations {
+		what = "organizations"
+	}
+	line := fmt.Sprintf("%s: run %d %s %s pages %d | %s %d listed, %d written | %.0f %s/s | %s",
+		prov, r.ID, r.Status, spin, r.Pages, what, r.Listed, r.Written, rate, what, el)
+	if prov == "" {
+		line = strings.TrimPrefix(line, ": ")
+	}
 	if r.Status == store.RunCompleted {
 		line += fmt.Sprintf(" | %d marked deleted", r.Deleted)
 	}

@@ -83,6 +83,18 @@ func printReport(w io.Writer, rep *Report) {
 		if pr.CurrentRun != nil {
 			fmt.Fprintf(w, "  running backfill:         %s\n", progressLine(pr.Provider, pr.CurrentRun))
 		}
+		if o := pr.Organizations; o != nil {
+			fmt.Fprintf(w, "  organizations:            %d live, %d deleted, %d memberships\n", o.Organizations, o.DeletedOrganizations, o.Memberships)
+			if o.LastCompleteRun != nil {
+				fmt.Fprintf(w, "  last complete org backfill: run %d, %s, %d organizations, %d marked deleted\n",
+					o.LastCompleteRun.ID, ago(o.LastCompleteRun.FinishedAt), o.LastCompleteRun.Listed, o.LastCompleteRun.Deleted)
+			} else {
+				fmt.Fprintf(w, "  last complete org backfill: never\n")
+			}
+			if o.CurrentRun != nil {
+				fmt.Fprintf(w, "  running org backfill:     %s\n", progressLine(pr.Provider, o.CurrentRun))
+			}
+		}
 		printGuard(w, &pr)
 		states := make([]string, 0, len(pr.Jobs))
 		for s := range pr.Jobs {

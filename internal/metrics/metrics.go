@@ -33,6 +33,9 @@ type Metrics struct {
 	lastBackfill  *prometheus.GaugeVec
 	jobs          *prometheus.GaugeVec
 	badCreds      *prometheus.GaugeVec
+	orgSyncs      *prometheus.CounterVec
+	orgPages      *prometheus.CounterVec
+	orgListed     *prometheus.CounterVec
 	status        *StatusRecorder
 
 	mu        sync.Mutex
@@ -92,9 +95,18 @@ func New(status *StatusRecorder) *Metrics {
 		badCreds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "usersync_provider_bad_credentials", Help: "1 when the provider last rejected usersync's credentials.",
 		}, []string{"provider"}),
+		orgSyncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersync_organization_syncs_total", Help: "sync_organization jobs committed, by provider and outcome (USERSYNC_ORGANIZATIONS=on; failures count in usersync_syncs_total).",
+		}, []string{"provider", "outcome"}),
+		orgPages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersync_backfill_organization_pages_total", Help: "Organizations backfill pages committed, by provider.",
+		}, []string{"provider"}),
+		orgListed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "usersync_backfill_organizations_total", Help: "Organizations listed by backfill pages, by provider.",
+		}, []string{"provider"}),
 	}
 	r.MustRegister(m.webhooks, m.syncs, m.lag, m.apiDuration, m.apiRequests, m.backfillPages, m.backfillUsers,
-		m.lastBackfill, m.jobs, m.badCreds,
+		m.lastBackfill, m.jobs, m.badCreds, m.orgSyncs, m.orgPages, m.orgListed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.guard = newGuardMetrics(r)
 	return m
@@ -188,6 +200,21 @@ func (m *Metrics) BackfillPage(provider string, listed, written int, last bool) 
 		m.lastBackfill.WithLabelValues(provider).Set(0)
 		m.guard.backfillCompleted(provider)
 	}
+}
+
+// OrganizationSynced implements worker.OrganizationObserver.
+func (m *Metrics) OrganizationSynced(provider, outcome string, _ time.Duration) {
+	m.orgSyncs.WithLabelValues(provider, outcome).Inc()
+	m.badCreds.WithLabelValues(provider).Set(0)
+	if m.status != nil {
+		m.status.Synced(provider)
+	}
+}
+
+// OrganizationBackfillPage implements worker.OrganizationObserver.
+func (m *Metrics) OrganizationBackfillPage(provider string, listed, _ int, _ bool) {
+	m.orgPages.WithLabelValues(provider).Inc()
+	m.orgListed.WithLabelValues(provider).Add(float64(listed))
 }
 
 // Transport wraps base so every provider API request is counted and timed.

@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/usersync/usersync/internal/metrics"
 	"github.com/usersync/usersync/internal/migrate"
 	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/worker"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.RunMain(m)) }
@@ -178,5 +181,24 @@ func TestBadCredentialsWrittenAtOnce(t *testing.T) {
 	err := pool.QueryRow(ctx, `SELECT bad_credentials_at FROM usersync.provider_status WHERE provider = 'workos'`).Scan(&at)
 	if err != nil || at == nil {
 		t.Fatalf("bad_credentials_at right after Failed: %v (err %v), want set", at, err)
+	}
+}
+
+// The organizations' workers are counted in their own series.
+func TestOrganizationMetrics(t *testing.T) {
+	m := metrics.New(nil)
+	var _ worker.OrganizationObserver = m
+	m.OrganizationSynced("clerk", "changed", 0)
+	m.OrganizationBackfillPage("clerk", 7, 3, true)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`usersync_organization_syncs_total{outcome="changed",provider="clerk"} 1`,
+		`usersync_backfill_organization_pages_total{provider="clerk"} 1`,
+		`usersync_backfill_organizations_total{provider="clerk"} 7`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

@@ -90,6 +90,23 @@ func (q Jobs) State(ctx context.Context, db DB, jobID int64) (*JobState, error) 
 	return &s, nil
 }
 
+// OrganizationsChainState returns the state of the newest
+// backfill_organizations job of prov that users run usersRun enqueued, or
+// nil if there is none.
+func (q Jobs) OrganizationsChainState(ctx context.Context, db DB, prov string, usersRun int64) (*JobState, error) {
+	var s JobState
+	err := db.QueryRow(ctx, `SELECT state::text, errors[array_upper(errors, 1)]->>'error' FROM `+q.s.riverJob()+`
+		WHERE kind = 'backfill_organizations' AND args->>'provider' = $1 AND args->>'users_run_id' = $2::bigint::text
+		ORDER BY id DESC LIMIT 1`, prov, usersRun).Scan(&s.State, &s.LastError)
+	if err == pgx.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the organizations backfill of run %d: %w", usersRun, err)
+	}
+	return &s, nil
+}
+
 // QueueCount is how many jobs of a queue are in a state.
 type QueueCount struct {
 	Queue, State string

@@ -29,6 +29,20 @@ type ProviderReport struct {
 	HeldRun *Run `json:"held_backfill,omitempty"`
 	// DeletionsPaused is set while the breaker pauses deletions by syncs.
 	DeletionsPaused *PauseReport `json:"sync_deletions_paused,omitempty"`
+	// Organizations is set when organizations are synced.
+	Organizations *OrganizationsReport `json:"organizations,omitempty"`
+}
+
+// OrganizationsReport is the organizations' part of a provider's report:
+// organizations_sync, memberships_sync and the organizations backfill runs.
+type OrganizationsReport struct {
+	Organizations        int64 `json:"organizations"`
+	DeletedOrganizations int64 `json:"deleted_organizations"`
+	Memberships          int64 `json:"memberships"`
+	LastCompleteRun      *Run  `json:"last_complete_backfill"`
+	CurrentRun           *Run  `json:"running_backfill,omitempty"`
+	LastFailedRun        *Run  `json:"last_failed_backfill,omitempty"`
+	HeldRun              *Run  `json:"held_backfill,omitempty"`
 }
 
 // PauseReport describes paused deletions by sync jobs.
@@ -52,6 +66,8 @@ type ReportQuery struct {
 	// sync_user jobs (those that wait for resumed deletions).
 	Queues              []string
 	SyncKind, SyncQueue string
+	// Organizations adds the organizations' part.
+	Organizations bool
 }
 
 // Report reads a provider's status report.
@@ -98,6 +114,11 @@ func (s *Store) Report(ctx context.Context, db DB, q ReportQuery) (*ProviderRepo
 		}
 		pr.DeletionsPaused = p
 	}
+	if q.Organizations {
+		if pr.Organizations, err = s.organizationsReport(ctx, db, q); err != nil {
+			return nil, wrap(err)
+		}
+	}
 	if pr.Jobs, err = s.Jobs.CountByState(ctx, db, q.Queues); err != nil {
 		return nil, wrap(err)
 	}
@@ -141,4 +162,25 @@ func Listen(ctx context.Context, conn DB, channel string) error {
 		return fmt.Errorf("listen on %s: %w", channel, err)
 	}
 	return nil
+}
+
+func (s *Store) organizationsReport(ctx context.Context, db DB, q ReportQuery) (*OrganizationsReport, error) {
+	o := &OrganizationsReport{}
+	var err error
+	if o.Organizations, o.DeletedOrganizations, o.Memberships, err = CountOrganizations(ctx, db, q.TargetSchema); err != nil {
+		return nil, err
+	}
+	runs := s.Runs.Kind(RunOrganizations)
+	for state, dst := range map[RunState]**Run{RunCompleted: &o.LastCompleteRun, RunRunning: &o.CurrentRun, RunFailed: &o.LastFailedRun} {
+		if *dst, err = runs.Latest(ctx, db, q.Provider, state); err != nil {
+			return nil, err
+		}
+	}
+	if o.LastFailedRun != nil && o.LastCompleteRun != nil && o.LastCompleteRun.ID > o.LastFailedRun.ID {
+		o.LastFailedRun = nil
+	}
+	if o.HeldRun, err = runs.Held(ctx, db, q.Provider, false); err != nil {
+		return nil, err
+	}
+	return o, nil
 }

@@ -182,3 +182,28 @@ func TestSubmitRacingCloseAlwaysReturns(t *testing.T) {
 		}
 	}
 }
+
+// Organization refs become sync_organization jobs, coalesced per
+// organization, in the same commit as the users' jobs.
+func TestBatcherEnqueuesOrganizationSyncs(t *testing.T) {
+	t.Parallel()
+	b, pool := newBatcher(t)
+	for _, ref := range []jobs.UserRef{
+		{Provider: "stackauth", OrganizationID: "org_1"},
+		{Provider: "stackauth", UserID: "u1"},
+		{Provider: "stackauth", OrganizationID: "org_1"},
+		{Provider: "stackauth", OrganizationID: "org_2"},
+	} {
+		if err := b.Submit(t.Context(), ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var orgs, users int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FILTER (WHERE kind = 'sync_organization' AND queue = 'sync_stackauth'),
+		count(*) FILTER (WHERE kind = 'sync_user') FROM usersync.river_job`).Scan(&orgs, &users); err != nil {
+		t.Fatal(err)
+	}
+	if orgs != 2 || users != 1 {
+		t.Fatalf("%d sync_organization and %d sync_user jobs, want 2 and 1", orgs, users)
+	}
+}

@@ -60,6 +60,17 @@ type Handler struct {
 	budget    *byteBudget
 	// bodyTimeout overrides BodyReadTimeout (tests).
 	bodyTimeout time.Duration
+	// organizations: organization and membership events enqueue
+	// sync_organization jobs instead of being ignored.
+	organizations bool
+}
+
+// SyncOrganizations makes organization and membership events enqueue a
+// sync_organization job of their organization (USERSYNC_ORGANIZATIONS=on)
+// instead of being acknowledged and ignored. It returns h.
+func (h *Handler) SyncOrganizations(on bool) *Handler {
+	h.organizations = on
+	return h
 }
 
 // NewHandler returns a handler for the given providers (keyed by Name).
@@ -147,14 +158,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	evType := eventTypeLabel(ev.Type)
-	// Organization events are acknowledged and ignored until organizations
+	// Organization events are acknowledged and ignored unless organizations
 	// are synced (docs/data-model.md, "Organizations").
-	if ev.Kind == provider.EventIgnored || ev.Kind.IsOrganization() {
+	if ev.Kind == provider.EventIgnored || (ev.Kind.IsOrganization() && (!h.organizations || ev.OrganizationID == "")) {
 		h.obs().Webhook(name, evType, "ignored")
 		writeJSON(w, http.StatusOK, "")
 		return
 	}
-	if err := h.committer.Submit(r.Context(), jobs.UserRef{Provider: name, UserID: ev.UserID, Deleted: ev.Kind == provider.EventUserDeleted}); err != nil {
+	ref := jobs.UserRef{Provider: name, UserID: ev.UserID, Deleted: ev.Kind == provider.EventUserDeleted}
+	if ev.Kind.IsOrganization() {
+		// Every organization and membership event asks for the whole
+		// organization to be read again: fetch, don't trust payloads.
+		ref = jobs.UserRef{Provider: name, OrganizationID: ev.OrganizationID}
+	}
+	if err := h.committer.Submit(r.Context(), ref); err != nil {
 		h.obs().Webhook(name, evType, "unavailable")
 		h.logger.Error("webhook not accepted: could not enqueue", "provider", name, "err", err)
 		w.Header().Set("Retry-After", "5")
@@ -165,11 +182,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, "")
 }
 
-// eventTypeLabel bounds the event-type label set: user events by name,
-// anything else as "other".
+// eventTypeLabel bounds the event-type label set: user, organization and
+// membership events by name, anything else as "other".
 func eventTypeLabel(t string) string {
 	switch t {
-	case "user.created", "user.updated", "user.deleted":
+	case "user.created", "user.updated", "user.deleted",
+		"team.created", "team.updated", "team.deleted",
+		"team_membership.created", "team_membership.deleted",
+		"organization.created", "organization.updated", "organization.deleted",
+		"organizationMembership.created", "organizationMembership.updated", "organizationMembership.deleted",
+		"organization_membership.created", "organization_membership.updated", "organization_membership.deleted":
 		return t
 	}
 	return "other"
@@ -241,7 +263,8 @@ func NewBatcher(db interface {
 	return b
 }
 
-// Submit enqueues a sync_user job for ref and returns once it is committed.
+// Submit enqueues a sync_user job for ref (a sync_organization job when
+// ref names an organization) and returns once it is committed.
 func (b *Batcher) Submit(ctx context.Context, ref jobs.UserRef) error {
 	p := &pending{ref: ref, done: make(chan error, 1)}
 	if err := b.send(ctx, p); err != nil {
@@ -344,7 +367,7 @@ func (b *Batcher) commitOnce(refs []jobs.UserRef) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := jobs.EnqueueSyncs(ctx, tx, b.ins, b.riverSchema, refs); err != nil {
+	if _, err := jobs.EnqueueRefs(ctx, tx, b.ins, b.riverSchema, refs); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -31,7 +31,14 @@ func (stubProvider) ParseWebhook(body []byte, h http.Header) (provider.Event, er
 	case "changed":
 		return provider.Event{Type: "user.updated", Kind: provider.EventUserChanged, UserID: id}, nil
 	case "ignored":
-		return provider.Event{Type: "team.created", Kind: provider.EventIgnored}, nil
+		return provider.Event{Type: "session.created", Kind: provider.EventIgnored}, nil
+	case "org":
+		return provider.Event{Type: "organization.updated", Kind: provider.EventOrganizationChanged, OrganizationID: id}, nil
+	case "orgdeleted":
+		return provider.Event{Type: "organization.deleted", Kind: provider.EventOrganizationDeleted, OrganizationID: id}, nil
+	case "member":
+		org, user, _ := strings.Cut(id, "/")
+		return provider.Event{Type: "organizationMembership.deleted", Kind: provider.EventMembershipChanged, OrganizationID: org, UserID: user}, nil
 	}
 	return provider.Event{}, fmt.Errorf("stub: %w: id %q is \x07 odd", provider.ErrBadPayload, id)
 }
@@ -86,5 +93,47 @@ func TestHandlerStatuses(t *testing.T) {
 				t.Fatalf("answer is not JSON: %q", rec.Body.String())
 			}
 		})
+	}
+}
+
+type outcomes struct{ got []string }
+
+func (o *outcomes) Webhook(_, eventType, outcome string) {
+	o.got = append(o.got, eventType+" "+outcome)
+}
+
+// Organization and membership events: with organizations off, answered
+// 200 and ignored (nothing enqueued); with them on, each asks for a sync of
+// its organization (a membership event too, not of its user).
+func TestHandlerOrganizationEvents(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		for _, c := range []struct{ body, typ, org string }{
+			{"org:org_1", "organization.updated", "org_1"},
+			{"orgdeleted:org_2", "organization.deleted", "org_2"},
+			{"member:org_3/user_9", "organizationMembership.deleted", "org_3"},
+		} {
+			t.Run(fmt.Sprintf("on=%v/%s", on, c.typ), func(t *testing.T) {
+				com := &stubCommitter{}
+				obs := &outcomes{}
+				h := webhook.NewHandler([]provider.Provider{stubProvider{}}, com, obs, slog.New(slog.DiscardHandler)).SyncOrganizations(on)
+				req := httptest.NewRequest("POST", "/webhooks/stub", strings.NewReader(c.body))
+				req.Header.Set("X-Sig", "ok")
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					t.Fatalf("status %d, want 200", rec.Code)
+				}
+				if !on {
+					if len(com.refs) != 0 || len(obs.got) != 1 || obs.got[0] != c.typ+" ignored" {
+						t.Fatalf("organizations off: enqueued %+v, outcomes %v; want nothing, [%s ignored]", com.refs, obs.got, c.typ)
+					}
+					return
+				}
+				want := jobs.UserRef{Provider: "stub", OrganizationID: c.org}
+				if len(com.refs) != 1 || com.refs[0] != want || len(obs.got) != 1 || obs.got[0] != c.typ+" enqueued" {
+					t.Fatalf("organizations on: enqueued %+v, outcomes %v; want [%+v], [%s enqueued]", com.refs, obs.got, want, c.typ)
+				}
+			})
+		}
 	}
 }

@@ -1,0 +1,236 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/jobs"
+	"github.com/usersync/usersync/provider"
+)
+
+// membershipFetchers is how many organizations of a backfill page have
+// their memberships listed at once.
+const membershipFetchers = 8
+
+// BackfillOrganizationsWorker works backfill_organizations jobs: one page
+// of a provider's organization list per job, each listed organization with
+// all its memberships, the chain's progress committed with each page.
+type BackfillOrganizationsWorker struct {
+	river.WorkerDefaults[jobs.BackfillOrganizationsArgs]
+	deps Deps
+}
+
+// NextRetry implements river.Worker.
+func (w *BackfillOrganizationsWorker) NextRetry(job *river.Job[jobs.BackfillOrganizationsArgs]) time.Time {
+	return retryAt(job.Attempt)
+}
+
+// Work lists one page of organizations and every listed organization's
+// memberships (outside any transaction), then in one transaction writes
+// them, records the run's progress, completes the job and enqueues the
+// next page; on the last page of the run it infers deleted the
+// organizations the run never listed (with their memberships), unless the
+// deletion guard holds the run, and marks the run complete.
+func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[jobs.BackfillOrganizationsArgs]) error {
+	a := job.Args
+	b, ok := w.deps.Bindings[a.Provider]
+	if !ok {
+		return river.JobCancel(fmt.Errorf("backfill_organizations: provider %q is not enabled in this process", a.Provider))
+	}
+	reader, err := orgReader(b)
+	if err != nil {
+		return river.JobCancel(fmt.Errorf("backfill_organizations: %w", err))
+	}
+	rs := runs(b).Kind(store.RunOrganizations)
+	log := w.deps.Logger.With("provider", a.Provider, "job_id", job.ID)
+	token := *job.AttemptedAt
+
+	var r *store.Run
+	if a.RunID != "" {
+		id, err := strconv.ParseInt(a.RunID, 10, 64)
+		if err != nil {
+			return river.JobCancel(fmt.Errorf("backfill_organizations: run_id %q is not a run id", a.RunID))
+		}
+		if r, err = rs.Get(ctx, w.deps.DB, id); err != nil {
+			return err
+		}
+		if r == nil || r.Status != store.RunRunning || r.Kind != store.RunOrganizations {
+			return river.JobCancel(fmt.Errorf("backfill_organizations: run %s is not a running organizations run", a.RunID))
+		}
+	}
+
+	page, err := reader.ListOrganizations(ctx, a.Cursor)
+	restarted := false
+	if errors.Is(err, provider.ErrCursorNotFound) && a.Cursor != "" {
+		// The cursor names an organization deleted since: list again from
+		// the start (unchanged rows are not rewritten); never end early.
+		log.Warn("organizations backfill cursor no longer resolves: listing again from the start")
+		page, err = reader.ListOrganizations(ctx, "")
+		restarted = true
+	}
+	var sets []store.OrgSet
+	if err == nil {
+		sets, err = w.memberships(ctx, reader, page.Organizations)
+	}
+	if err != nil {
+		return w.failed(ctx, rs, job, r, err)
+	}
+
+	tx, err := w.deps.DB.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("backfill organizations of %s: begin: %w", a.Provider, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := completeTx(ctx, tx, job); err != nil {
+		return err
+	}
+	if r == nil {
+		var usersRun *int64
+		if a.UsersRunID != 0 {
+			usersRun = &a.UsersRunID
+		}
+		if r, err = rs.StartFor(ctx, tx, a.Provider, token, job.ID, usersRun); err != nil {
+			return err
+		}
+		log.Info("organizations backfill run started", "run_id", r.ID)
+	}
+	res, err := b.Orgs.Write(ctx, tx, sets, token, &r.ID)
+	if err != nil {
+		return fmt.Errorf("backfill organizations of %s run %d: %w", a.Provider, r.ID, err)
+	}
+	if err := enqueueOrgResyncs(ctx, tx, a.Provider, res.Resync); err != nil {
+		return fmt.Errorf("backfill organizations of %s run %d: %w", a.Provider, r.ID, err)
+	}
+	listed, err := rs.RecordPage(ctx, tx, r.ID, store.Page{Listed: len(sets), Written: res.Changed(), Next: page.Next, Restarted: restarted})
+	if err != nil {
+		return fmt.Errorf("backfill organizations of %s: %w", a.Provider, err)
+	}
+	var held *heldRun
+	deleted := 0
+	if page.Next != "" {
+		next := jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: strconv.FormatInt(r.ID, 10), Cursor: page.Next, UsersRunID: a.UsersRunID}
+		if err := insertTx(ctx, tx, next); err != nil {
+			return fmt.Errorf("backfill organizations of %s run %d: enqueue next page: %w", a.Provider, r.ID, err)
+		}
+	} else if held, deleted, err = w.finish(ctx, tx, rs, b, r, listed); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("backfill organizations of %s run %d: commit: %w", a.Provider, r.ID, err)
+	}
+	if o, ok := w.deps.Observer.(OrganizationObserver); ok {
+		o.OrganizationBackfillPage(a.Provider, len(sets), res.Changed(), page.Next == "" && held == nil)
+	}
+	switch {
+	case held != nil:
+		w.deps.Logger.Error("organizations backfill run held: it would mark too many organizations deleted, so it deleted nothing; "+
+			"check the provider's API URL and credentials, then run a new backfill, or confirm the deletions if they are real",
+			"provider", a.Provider, "run_id", r.ID, "would_delete", held.would, "live_organizations", held.live,
+			"organizations_listed", held.listed, "delete_guard", w.deps.DeleteGuard, "confirm", ConfirmCommand(a.Provider, r.ID))
+		if g, ok := w.deps.Observer.(GuardObserver); ok {
+			g.BackfillHeld(a.Provider, held.would)
+		}
+	case page.Next == "":
+		log.Info("organizations backfill run complete", "run_id", r.ID, "deleted", deleted)
+	}
+	return nil
+}
+
+// memberships lists every membership of each organization, a few
+// organizations at a time.
+func (w *BackfillOrganizationsWorker) memberships(ctx context.Context, reader provider.Organizations, orgs []provider.Organization) ([]store.OrgSet, error) {
+	sets := make([]store.OrgSet, len(orgs))
+	errs := make([]error, len(orgs))
+	sem := make(chan struct{}, membershipFetchers)
+	var wg sync.WaitGroup
+	for i := range orgs {
+		o := orgs[i]
+		sets[i] = store.OrgSet{ID: o.ID, Org: &o}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ms, err := listMemberships(ctx, reader, o.ID)
+			switch {
+			case errors.Is(err, provider.ErrOrganizationNotFound):
+				// Deleted since it was listed: the provider's word.
+				sets[i].Org = nil
+			case err != nil:
+				errs[i] = err
+			default:
+				sets[i].Memberships = ms
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		// One error is enough to classify (a 429 snoozes the page).
+		for _, e := range errs {
+			if e != nil {
+				return nil, e
+			}
+		}
+	}
+	return sets, nil
+}
+
+// failed is BackfillPageWorker.failed for an organizations page.
+func (w *BackfillOrganizationsWorker) failed(ctx context.Context, rs store.Runs, job *river.Job[jobs.BackfillOrganizationsArgs], r *store.Run, err error) error {
+	a := job.Args
+	var rl *provider.RateLimitedError
+	rateLimited := errors.As(err, &rl)
+	badCredentials := errors.Is(err, provider.ErrBadCredentials)
+	if badCredentials {
+		w.deps.Logger.Error("provider rejected usersync's credentials: check them; organizations backfill run failed", "provider", a.Provider, "err", err)
+		w.deps.Observer.SyncFailed(a.Provider, "bad_credentials", err)
+	}
+	if r != nil {
+		final := badCredentials || (!rateLimited && job.Attempt >= job.MaxAttempts)
+		if dbErr := rs.RecordError(ctx, w.deps.DB, r.ID, err.Error(), final); dbErr != nil {
+			w.deps.Logger.Warn("could not record backfill error", "run_id", r.ID, "err", dbErr)
+		}
+	}
+	if rateLimited {
+		w.deps.Logger.Warn("organizations backfill rate limited by provider; waiting", "provider", a.Provider, "retry_after", snoozeFor(rl))
+		return river.JobSnooze(snoozeFor(rl))
+	}
+	if badCredentials {
+		return river.JobCancel(fmt.Errorf("backfill organizations of %s: %w", a.Provider, err))
+	}
+	return fmt.Errorf("backfill organizations of %s: %w", a.Provider, err)
+}
+
+// finish ends an organizations run whose list reported its end: it infers
+// deleted the organizations the run never listed and marks the run
+// completed, or, when the deletion guard says so, infers nothing and marks
+// the run held (returned).
+func (w *BackfillOrganizationsWorker) finish(ctx context.Context, tx pgx.Tx, rs store.Runs, b *Binding, r *store.Run, listed int64) (*heldRun, int, error) {
+	prov := b.Provider.Name()
+	would, live, err := b.Orgs.Inferable(ctx, tx, r.ID, r.StartedAt)
+	if err != nil {
+		return nil, 0, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
+	}
+	if HoldDeletions(would, live, listed, w.deps.DeleteGuard) {
+		if err := rs.Hold(ctx, tx, r.ID, would, live); err != nil {
+			return nil, 0, fmt.Errorf("backfill organizations of %s: %w", prov, err)
+		}
+		return &heldRun{would: would, live: live, listed: listed}, 0, nil
+	}
+	res, orgs, err := b.Orgs.InferDeletions(ctx, tx, r.ID, r.StartedAt)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := enqueueOrgResyncs(ctx, tx, prov, res.Resync); err != nil {
+		return nil, 0, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
+	}
+	if err := rs.Complete(ctx, tx, r.ID, orgs); err != nil {
+		return nil, 0, fmt.Errorf("backfill organizations of %s: %w", prov, err)
+	}
+	return nil, orgs, nil
+}

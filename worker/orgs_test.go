@@ -1,0 +1,753 @@
+package worker_test
+
+// Unit tests of the organizations' workers (USERSYNC_ORGANIZATIONS=on),
+// worked one job at a time with rivertest as in rivertest_test.go. The
+// provider's organizations are an in-memory imitation (memOrgs) whose
+// answers each test controls; users come from the Stack Auth fake.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/internal/pgtest"
+	"github.com/usersync/usersync/internal/store"
+	"github.com/usersync/usersync/jobs"
+	"github.com/usersync/usersync/provider"
+	"github.com/usersync/usersync/provider/stackauth/stackfake"
+	"github.com/usersync/usersync/worker"
+)
+
+// memOrgs is a provider's organizations in memory: lists are ordered by
+// id, pageSize a page, the cursor being the last id of the previous page.
+type memOrgs struct {
+	mu       sync.Mutex
+	orgs     map[string]provider.Organization
+	members  map[string]map[string]provider.Membership
+	pageSize int
+	// failLists makes the next ListOrganizations calls answer HTTP 500.
+	failLists int
+	// beforeFetch runs ahead of each FetchOrganization.
+	beforeFetch func(ctx context.Context)
+}
+
+func newMemOrgs(pageSize int) *memOrgs {
+	return &memOrgs{orgs: map[string]provider.Organization{}, members: map[string]map[string]provider.Membership{}, pageSize: pageSize}
+}
+
+func (m *memOrgs) put(id, name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	raw, _ := json.Marshal(map[string]any{"id": id, "name": name})
+	created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	m.orgs[id] = provider.Organization{ID: id, Name: &name, CreatedAt: &created, Raw: raw}
+	if m.members[id] == nil {
+		m.members[id] = map[string]provider.Membership{}
+	}
+}
+
+func (m *memOrgs) remove(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.orgs, id)
+	delete(m.members, id)
+}
+
+func (m *memOrgs) addMember(org, user, role string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	raw, _ := json.Marshal(map[string]any{"organization_id": org, "user_id": user, "role": role})
+	created := time.Date(2025, 2, 3, 4, 5, 6, 0, time.UTC)
+	m.members[org][user] = provider.Membership{OrganizationID: org, UserID: user, Role: &role, CreatedAt: &created, Raw: raw}
+}
+
+func (m *memOrgs) removeMember(org, user string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.members[org], user)
+}
+
+func (m *memOrgs) FetchOrganization(ctx context.Context, id string) (provider.Organization, error) {
+	if m.beforeFetch != nil {
+		m.beforeFetch(ctx)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.orgs[id]
+	if !ok {
+		return o, fmt.Errorf("organization %s: %w", id, provider.ErrOrganizationNotFound)
+	}
+	return o, nil
+}
+
+// page returns the keys after cursor, at most size, and the next cursor.
+func page[T any](m map[string]T, cursor string, size int) ([]T, string) {
+	var keys []string
+	for k := range m {
+		if k > cursor {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	next := ""
+	if len(keys) > size {
+		keys = keys[:size]
+		next = keys[size-1]
+	}
+	out := make([]T, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out, next
+}
+
+func (m *memOrgs) ListOrganizations(_ context.Context, cursor string) (provider.OrganizationPage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failLists > 0 {
+		m.failLists--
+		return provider.OrganizationPage{}, &provider.StatusError{StatusCode: 500}
+	}
+	orgs, next := page(m.orgs, cursor, m.pageSize)
+	return provider.OrganizationPage{Organizations: orgs, Next: next}, nil
+}
+
+func (m *memOrgs) ListMemberships(_ context.Context, org, cursor string) (provider.MembershipPage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ms, ok := m.members[org]
+	if !ok {
+		return provider.MembershipPage{}, fmt.Errorf("organization %s: %w", org, provider.ErrOrganizationNotFound)
+	}
+	list, next := page(ms, cursor, m.pageSize)
+	return provider.MembershipPage{Memberships: list, Next: next}, nil
+}
+
+// orgProvider is the Stack Auth fake's client with memOrgs' organizations.
+type orgProvider struct {
+	provider.Provider
+	*memOrgs
+}
+
+type orgUnit struct {
+	*unit
+	orgs *store.Orgs
+	mem  *memOrgs
+	fake *stackfake.Fake
+}
+
+// newOrgUnit is newUnit with organizations on: the tables migrated, the
+// binding's Orgs set, memOrgs listing pageSize a page.
+func newOrgUnit(t *testing.T, hard bool, pageSize int) *orgUnit {
+	t.Helper()
+	fake := stackfake.New(stackfake.Options{})
+	t.Cleanup(fake.Close)
+	mem := newMemOrgs(pageSize)
+	p := orgProvider{Provider: fake.Provider(), memOrgs: mem}
+	u := newUnit(t, p, hard)
+	plan := migrate.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: schemaSQL(), Organizations: true}
+	if err := migrate.Run(t.Context(), u.pool, plan, discard()); err != nil {
+		t.Fatal(err)
+	}
+	orgs := store.NewOrgs(store.OrgsConfig{Provider: "stackauth", InternalSchema: "usersync", Schema: "neon_identity",
+		OrganizationsChannel: "neon_identity_organizations_sync", MembershipsChannel: "neon_identity_memberships_sync", HardDelete: hard})
+	u.deps.Bindings["stackauth"].Orgs = orgs
+	return &orgUnit{unit: u, orgs: orgs, mem: mem, fake: fake}
+}
+
+func (u *orgUnit) orgSyncWorker(tx pgx.Tx) *rivertest.Worker[jobs.SyncOrganizationArgs, pgx.Tx] {
+	w, _ := worker.NewTestOrgWorkers(u.on(tx))
+	return rivertest.NewWorker(u.t, riverpgxv5.New(nil), u.config(), w)
+}
+
+func (u *orgUnit) orgBackfillWorker(tx pgx.Tx) *rivertest.Worker[jobs.BackfillOrganizationsArgs, pgx.Tx] {
+	_, w := worker.NewTestOrgWorkers(u.on(tx))
+	return rivertest.NewWorker(u.t, riverpgxv5.New(nil), u.config(), w)
+}
+
+// syncOrg works one sync_organization job for id in tx.
+func (u *orgUnit) syncOrg(tx pgx.Tx, id string, opts *river.InsertOpts) *rivertest.WorkResult {
+	u.t.Helper()
+	res, err := u.orgSyncWorker(tx).Work(u.t.Context(), u.t, tx, jobs.SyncOrganizationArgs{Provider: "stackauth", OrganizationID: id}, opts)
+	if err != nil || res == nil {
+		u.t.Fatalf("sync organization %s: %v", id, err)
+	}
+	wantKind(u.t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+	return res
+}
+
+// membership is one memberships_sync row.
+type membership struct {
+	User    string
+	Role    *string
+	Deleted bool
+}
+
+func members(t *testing.T, db worker.DB, org string) []membership {
+	t.Helper()
+	rows, err := db.Query(t.Context(), `SELECT user_id, role, deleted_at IS NOT NULL FROM neon_identity.memberships_sync
+		WHERE organization_id = $1 ORDER BY user_id`, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[membership])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func liveMembers(t *testing.T, db worker.DB, org string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range members(t, db, org) {
+		if !m.Deleted {
+			out = append(out, m.User)
+		}
+	}
+	return out
+}
+
+func orgName(t *testing.T, db worker.DB, id string) (name string, deleted, exists bool) {
+	t.Helper()
+	var n *string
+	err := db.QueryRow(t.Context(), `SELECT name, deleted_at IS NOT NULL FROM neon_identity.organizations_sync WHERE id = $1`, id).Scan(&n, &deleted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != nil {
+		name = *n
+	}
+	return name, deleted, true
+}
+
+func waitingOrgSyncs(t *testing.T, db worker.DB, org string) int {
+	t.Helper()
+	return count(t, db, `SELECT count(*) FROM usersync.river_job WHERE kind = 'sync_organization' AND state = 'available' AND args->>'organization_id' = $1`, org)
+}
+
+// A sync writes the organization and every membership, read across the
+// provider's pages, with the job's completion.
+func TestSyncOrganizationWritesOrganizationAndMembers(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 2)
+	u.mem.put("org_1", "Acme")
+	for _, user := range []string{"u1", "u2", "u3"} {
+		u.mem.addMember("org_1", user, "org:member")
+	}
+	tx := u.begin()
+	u.syncOrg(tx, "org_1", nil)
+	if name, deleted, ok := orgName(t, tx, "org_1"); !ok || deleted || name != "Acme" {
+		t.Fatalf("organization row: %q deleted=%v exists=%v; want live Acme", name, deleted, ok)
+	}
+	got := members(t, tx, "org_1")
+	if len(got) != 3 {
+		t.Fatalf("memberships %+v, want u1, u2, u3 (read across two pages)", got)
+	}
+	for _, m := range got {
+		if m.Deleted || m.Role == nil || *m.Role != "org:member" {
+			t.Errorf("membership %+v: want live with role org:member", m)
+		}
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.memberships_sync WHERE raw_json->>'user_id' = user_id AND raw_json->>'organization_id' = organization_id`); n != 3 {
+		t.Errorf("%d memberships keep the provider's object, want 3", n)
+	}
+}
+
+// The provider's not-found marks the organization and all its memberships
+// deleted (soft), or removes them (hard).
+func TestSyncOrganizationNotFoundDeletesWithMembers(t *testing.T) {
+	t.Parallel()
+	for _, hard := range []bool{false, true} {
+		t.Run(map[bool]string{false: "soft", true: "hard"}[hard], func(t *testing.T) {
+			t.Parallel()
+			u := newOrgUnit(t, hard, 10)
+			u.mem.put("org_1", "Acme")
+			u.mem.addMember("org_1", "u1", "admin")
+			u.mem.addMember("org_1", "u2", "member")
+			tx := u.begin()
+			u.syncOrg(tx, "org_1", nil)
+			u.mem.remove("org_1")
+			u.syncOrg(tx, "org_1", nil)
+			_, deleted, exists := orgName(t, tx, "org_1")
+			got := members(t, tx, "org_1")
+			if hard {
+				if exists || len(got) != 0 {
+					t.Fatalf("hard mode: organization exists=%v, memberships %+v; want all removed", exists, got)
+				}
+				return
+			}
+			if !exists || !deleted {
+				t.Fatalf("soft mode: organization exists=%v deleted=%v; want marked deleted", exists, deleted)
+			}
+			if len(got) != 2 || !got[0].Deleted || !got[1].Deleted {
+				t.Fatalf("soft mode: memberships %+v; want both marked deleted", got)
+			}
+			if n := count(t, tx, `SELECT count(*) FROM neon_identity.organizations_sync WHERE deleted_at IS NOT NULL AND updated_at >= deleted_at`); n != 1 {
+				t.Errorf("the deleted organization's updated_at is not the deletion's time")
+			}
+		})
+	}
+}
+
+// A membership the provider no longer lists is marked deleted; the others
+// are not rewritten (their updated_at stays); a member who comes back is
+// restored.
+func TestSyncOrganizationMembershipRemoved(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.mem.put("org_1", "Acme")
+	u.mem.addMember("org_1", "u1", "admin")
+	u.mem.addMember("org_1", "u2", "member")
+	tx := u.begin()
+	u.syncOrg(tx, "org_1", nil)
+	var before time.Time
+	if err := tx.QueryRow(t.Context(), `SELECT updated_at FROM neon_identity.memberships_sync WHERE user_id = 'u1'`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	u.mem.removeMember("org_1", "u2")
+	u.syncOrg(tx, "org_1", nil)
+	if got := liveMembers(t, tx, "org_1"); !slices.Equal(got, []string{"u1"}) {
+		t.Fatalf("live members %v, want [u1]", got)
+	}
+	if got := members(t, tx, "org_1"); len(got) != 2 || !got[1].Deleted {
+		t.Fatalf("memberships %+v: want u2 kept, marked deleted", got)
+	}
+	var after time.Time
+	if err := tx.QueryRow(t.Context(), `SELECT updated_at FROM neon_identity.memberships_sync WHERE user_id = 'u1'`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if !after.Equal(before) {
+		t.Errorf("u1's unchanged membership was rewritten (updated_at %s → %s)", before, after)
+	}
+	u.mem.addMember("org_1", "u2", "member")
+	u.syncOrg(tx, "org_1", nil)
+	if got := liveMembers(t, tx, "org_1"); !slices.Equal(got, []string{"u1", "u2"}) {
+		t.Fatalf("live members %v after u2 rejoined, want [u1 u2]", got)
+	}
+}
+
+// Two syncs of one organization whose fetches overlap, the older finishing
+// last: the older one's data is not written (no stale overwrite), and as
+// nothing orders them it asks for a fresh sync.
+func TestSyncOrganizationStaleFetchNotApplied(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.mem.put("org_1", "Old name")
+	u.mem.addMember("org_1", "u1", "member")
+	tx := u.begin()
+	// The older sync: its attempt began a minute ago, and it read the old
+	// state; before it writes, a newer sync stores the new state.
+	var newerErr error
+	u.mem.beforeFetch = func(ctx context.Context) {
+		u.mem.beforeFetch = nil
+		u.mem.put("org_1", "New name")
+		u.mem.addMember("org_1", "u2", "member")
+		u.clock = nil
+		_, newerErr = u.orgSyncWorker(tx).Work(ctx, t, tx, jobs.SyncOrganizationArgs{Provider: "stackauth", OrganizationID: "org_1"}, nil)
+		u.mem.put("org_1", "Old name")
+		u.mem.removeMember("org_1", "u2")
+	}
+	u.clock = offsetClock{-time.Minute}
+	res, err := u.orgSyncWorker(tx).Work(t.Context(), t, tx, jobs.SyncOrganizationArgs{Provider: "stackauth", OrganizationID: "org_1"}, nil)
+	if err != nil || newerErr != nil {
+		t.Fatalf("older sync: %v; newer sync: %v", err, newerErr)
+	}
+	wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+	if name, _, _ := orgName(t, tx, "org_1"); name != "New name" {
+		t.Fatalf("organization name %q after the older fetch finished last, want the newer fetch's", name)
+	}
+	if got := liveMembers(t, tx, "org_1"); !slices.Equal(got, []string{"u1", "u2"}) {
+		t.Fatalf("live members %v, want the newer fetch's [u1 u2]", got)
+	}
+	if n := waitingOrgSyncs(t, tx, "org_1"); n != 1 {
+		t.Errorf("%d fresh syncs enqueued, want 1 (the older write could not be ordered)", n)
+	}
+}
+
+// A job dirtied while it ran (an event for its organization coalesced into
+// it) enqueues one follow-up sync.
+func TestSyncOrganizationDirtyEnqueuesFollowUp(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.mem.put("org_1", "Acme")
+	var tx pgx.Tx
+	var marked int
+	var markErr error
+	u.mem.beforeFetch = func(ctx context.Context) {
+		marked, markErr = jobs.EnqueueOrganizationSyncs(ctx, tx, u.inserter, "usersync", []jobs.OrgRef{{Provider: "stackauth", OrganizationID: "org_1"}})
+	}
+	u.clock = offsetClock{-time.Minute}
+	tx = u.begin()
+	job, err := u.inserter.InsertTx(t.Context(), tx, jobs.SyncOrganizationArgs{Provider: "stackauth", OrganizationID: "org_1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := u.orgSyncWorker(tx).WorkJob(t.Context(), t, tx, job.Job)
+	if err != nil || markErr != nil || marked != 1 {
+		t.Fatalf("work: %v; the event during the fetch marked %d jobs (%v), want 1", err, marked, markErr)
+	}
+	wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+	if n := waitingOrgSyncs(t, tx, "org_1"); n != 1 {
+		t.Fatalf("%d follow-up syncs, want 1", n)
+	}
+}
+
+// A user the provider no longer has: sync_user marks the row deleted and,
+// in the same transaction, every membership of the user, and asks for a
+// fresh sync of each organization the user belonged to.
+func TestUserDeletionDeletesMemberships(t *testing.T) {
+	t.Parallel()
+	for _, hard := range []bool{false, true} {
+		t.Run(map[bool]string{false: "soft", true: "hard"}[hard], func(t *testing.T) {
+			t.Parallel()
+			u := newOrgUnit(t, hard, 10)
+			id := u.fake.CreateUser()
+			keep := u.fake.CreateUser()
+			for _, org := range []string{"org_1", "org_2"} {
+				u.mem.put(org, org)
+				u.mem.addMember(org, id, "member")
+				u.mem.addMember(org, keep, "member")
+			}
+			tx := u.begin()
+			u.syncOrg(tx, "org_1", nil)
+			u.syncOrg(tx, "org_2", nil)
+			if _, err := u.sync(tx, id, nil); err != nil {
+				t.Fatal(err)
+			}
+			u.fake.DeleteUser(id)
+			res, err := u.sync(tx, id, deletedEvent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+			for _, org := range []string{"org_1", "org_2"} {
+				if got := liveMembers(t, tx, org); !slices.Equal(got, []string{keep}) {
+					t.Errorf("%s: live members %v, want only the remaining user", org, got)
+				}
+				wantRows := 2
+				if hard {
+					wantRows = 1
+				}
+				if got := members(t, tx, org); len(got) != wantRows {
+					t.Errorf("%s: %d membership rows, want %d", org, len(got), wantRows)
+				}
+				if n := waitingOrgSyncs(t, tx, org); n != 1 {
+					t.Errorf("%s: %d syncs enqueued, want 1", org, n)
+				}
+			}
+			// An organization sync whose fetch began before the deletion
+			// (and still lists the user) cannot bring the membership back.
+			u.clock = offsetClock{-time.Minute}
+			u.syncOrg(tx, "org_1", nil)
+			if got := liveMembers(t, tx, "org_1"); slices.Contains(got, id) {
+				t.Errorf("an organization fetch older than the user's deletion brought the membership back: %v", got)
+			}
+		})
+	}
+}
+
+// orgBackfill works first, then each backfill_organizations job it
+// enqueues in turn, calling before (if set) ahead of each further page. A
+// page that fails stops the loop: its result is last, and err is its error.
+func (u *orgUnit) orgBackfill(tx pgx.Tx, first *rivertype.JobRow, firstArgs jobs.BackfillOrganizationsArgs, before func(jobs.BackfillOrganizationsArgs)) ([]*rivertest.WorkResult, error) {
+	u.t.Helper()
+	ctx := u.t.Context()
+	w := u.orgBackfillWorker(tx)
+	var res *rivertest.WorkResult
+	var err error
+	if first != nil {
+		res, err = w.WorkJob(ctx, u.t, tx, first)
+	} else {
+		res, err = w.Work(ctx, u.t, tx, firstArgs, nil)
+	}
+	out := []*rivertest.WorkResult{res}
+	if err != nil {
+		return out, err
+	}
+	for len(out) < 50 {
+		var id int64
+		err := tx.QueryRow(ctx, `SELECT id FROM usersync.river_job WHERE kind = 'backfill_organizations' AND state = 'available' ORDER BY id LIMIT 1`).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return out, nil
+		}
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		job, err := u.inserter.JobGetTx(ctx, tx, id)
+		if err != nil {
+			u.t.Fatal(err)
+		}
+		if before != nil {
+			var a jobs.BackfillOrganizationsArgs
+			if err := json.Unmarshal(job.EncodedArgs, &a); err != nil {
+				u.t.Fatal(err)
+			}
+			before(a)
+		}
+		res, err := w.WorkJob(ctx, u.t, tx, job)
+		out = append(out, res)
+		if err != nil {
+			return out, err
+		}
+	}
+	u.t.Fatal("the backfill did not end within 50 pages")
+	return nil, nil
+}
+
+func (u *orgUnit) orgRuns(tx pgx.Tx) []store.Run {
+	u.t.Helper()
+	runs, err := store.New(u.store.Schemas()).Runs.Kind(store.RunOrganizations).All(u.t.Context(), tx, "stackauth")
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return runs
+}
+
+// An organizations run lists every page, each organization with all its
+// members; the last page of the complete run marks deleted the
+// organizations it never listed, with their memberships. A users run
+// starts it.
+func TestBackfillOrganizationsPagesAndInference(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 2)
+	for i := range 5 {
+		org := fmt.Sprintf("org_%d", i)
+		u.mem.put(org, org)
+		u.mem.addMember(org, "u1", "member")
+		u.mem.addMember(org, fmt.Sprintf("u%d", i+2), "admin")
+	}
+	tx := u.begin()
+	// The users run's first page enqueues the organizations chain.
+	u.backfill(tx, jobs.BackfillPageArgs{Provider: "stackauth", Force: true}, nil)
+	usersRun := u.latestRun(tx)
+	var first int64
+	if err := tx.QueryRow(t.Context(), `SELECT id FROM usersync.river_job WHERE kind = 'backfill_organizations' AND state = 'available'
+		AND (args->>'users_run_id')::bigint = $1`, usersRun.ID).Scan(&first); err != nil {
+		t.Fatalf("the users run enqueued no organizations run: %v", err)
+	}
+	job, err := u.inserter.JobGetTx(t.Context(), tx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := u.orgBackfill(tx, job, jobs.BackfillOrganizationsArgs{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 3 {
+		t.Fatalf("%d pages, want 3 (5 organizations, 2 a page)", len(results))
+	}
+	runs := u.orgRuns(tx)
+	if len(runs) != 1 || runs[0].Status != store.RunCompleted || runs[0].Listed != 5 || runs[0].UsersRun == nil || *runs[0].UsersRun != usersRun.ID {
+		t.Fatalf("organizations runs %+v: want one completed run of 5 started by users run %d", runs, usersRun.ID)
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.memberships_sync WHERE deleted_at IS NULL`); n != 10 {
+		t.Fatalf("%d live memberships, want 10", n)
+	}
+	// org_3 is deleted at the provider without any event: the next complete
+	// run infers it.
+	u.mem.remove("org_3")
+	if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, deleted, _ := orgName(t, tx, "org_3"); !deleted {
+		t.Errorf("org_3, absent from a complete run, is not marked deleted")
+	}
+	if got := liveMembers(t, tx, "org_3"); len(got) != 0 {
+		t.Errorf("org_3's memberships %v stay live", got)
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.organizations_sync WHERE deleted_at IS NULL`); n != 4 {
+		t.Errorf("%d live organizations, want 4", n)
+	}
+	if runs := u.orgRuns(tx); runs[len(runs)-1].Deleted != 1 {
+		t.Errorf("run deleted %d, want 1", runs[len(runs)-1].Deleted)
+	}
+}
+
+// A page that fails leaves the run running with its error and infers
+// nothing; the retried page resumes from the same cursor and the run
+// completes.
+func TestBackfillOrganizationsResumesAfterAFailedPage(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 2)
+	for i := range 4 {
+		u.mem.put(fmt.Sprintf("org_%d", i), "x")
+	}
+	tx := u.begin()
+	// org_gone was stored before the run; the provider no longer has it.
+	if _, err := u.orgs.Write(t.Context(), tx, []store.OrgSet{{ID: "org_gone", Org: &provider.Organization{ID: "org_gone", Raw: json.RawMessage(`{"id":"org_gone"}`)}}},
+		time.Now().Add(-time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	results, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, func(jobs.BackfillOrganizationsArgs) {
+		u.mem.mu.Lock()
+		u.mem.failLists = 1
+		u.mem.mu.Unlock()
+	})
+	if err == nil || len(results) != 2 {
+		t.Fatalf("pages %d, err %v: want the second page to fail", len(results), err)
+	}
+	failed := results[1].Job
+	if (failed.State != rivertype.JobStateRetryable && failed.State != rivertype.JobStateAvailable) || len(failed.Errors) != 1 {
+		t.Fatalf("failed page: state %s, errors %v; want to be retried", failed.State, failed.Errors)
+	}
+	runs := u.orgRuns(tx)
+	if len(runs) != 1 || runs[0].Status != store.RunRunning || runs[0].LastError == nil {
+		t.Fatalf("runs %+v: want one running run with the page's error", runs)
+	}
+	if _, deleted, _ := orgName(t, tx, "org_gone"); deleted {
+		t.Fatal("an incomplete run inferred a deletion")
+	}
+	// The retry of the same job.
+	if _, err := tx.Exec(t.Context(), `UPDATE usersync.river_job SET state = 'available', scheduled_at = now() WHERE id = $1`, failed.ID); err != nil {
+		t.Fatal(err)
+	}
+	job, err := u.inserter.JobGetTx(t.Context(), tx, failed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.orgBackfill(tx, job, jobs.BackfillOrganizationsArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	runs = u.orgRuns(tx)
+	if len(runs) != 1 || runs[0].Status != store.RunCompleted || runs[0].Listed != 4 || runs[0].Deleted != 1 {
+		t.Fatalf("runs %+v: want the run completed, 4 listed, 1 deleted", runs)
+	}
+	if _, deleted, _ := orgName(t, tx, "org_gone"); !deleted {
+		t.Error("org_gone is not marked deleted by the complete run")
+	}
+}
+
+// Each change sends one notification per row on its table's channel, in
+// the change's transaction; a sync that changes nothing sends none.
+func TestOrganizationNotifications(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	conn, err := u.pool.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(t.Context(), `LISTEN neon_identity_organizations_sync; LISTEN neon_identity_memberships_sync`); err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		var p struct{ ID, Op string }
+		if err := json.Unmarshal([]byte(n.Payload), &p); err != nil {
+			t.Fatalf("payload %q: %v", n.Payload, err)
+		}
+		return n.Channel + " " + p.ID + " " + p.Op
+	}
+	// drain reads the notifications up to a marker sent after the syncs.
+	drain := func() []string {
+		t.Helper()
+		if _, err := u.pool.Exec(t.Context(), `SELECT pg_notify('neon_identity_memberships_sync', '{"id":"marker","op":"marker"}')`); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			s := next()
+			if s == "neon_identity_memberships_sync marker marker" {
+				slices.Sort(got)
+				return got
+			}
+			got = append(got, s)
+		}
+	}
+	syncCommitted := func() {
+		t.Helper()
+		tx := u.begin()
+		u.syncOrg(tx, "org_1", nil)
+		if err := tx.Commit(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u.mem.put("org_1", "Acme")
+	u.mem.addMember("org_1", "u1", "admin")
+	u.mem.addMember("org_1", "u2", "member")
+	syncCommitted()
+	want := []string{
+		"neon_identity_memberships_sync org_1:u1 insert",
+		"neon_identity_memberships_sync org_1:u2 insert",
+		"neon_identity_organizations_sync org_1 insert",
+	}
+	if got := drain(); !slices.Equal(got, want) {
+		t.Fatalf("notifications %q, want %q", got, want)
+	}
+	syncCommitted()
+	if got := drain(); len(got) != 0 {
+		t.Fatalf("a sync that changed nothing notified %q", got)
+	}
+	u.mem.put("org_1", "Acme Corp")
+	u.mem.removeMember("org_1", "u2")
+	syncCommitted()
+	want = []string{"neon_identity_memberships_sync org_1:u2 delete", "neon_identity_organizations_sync org_1 update"}
+	if got := drain(); !slices.Equal(got, want) {
+		t.Fatalf("notifications %q, want %q", got, want)
+	}
+	u.mem.remove("org_1")
+	syncCommitted()
+	want = []string{"neon_identity_memberships_sync org_1:u1 delete", "neon_identity_organizations_sync org_1 delete"}
+	if got := drain(); !slices.Equal(got, want) {
+		t.Fatalf("notifications %q, want %q", got, want)
+	}
+}
+
+// Migrate creates organizations_sync and memberships_sync (with the index
+// on user_id) only when organizations are on, idempotently; the check
+// requires them then.
+func TestMigrateOrganizationTables(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t), 2)
+	ctx := t.Context()
+	plan := migrate.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: schemaSQL()}
+	tables := func() int {
+		return count(t, pool, `SELECT count(*) FROM pg_tables WHERE schemaname = 'neon_identity' AND tablename IN ('organizations_sync', 'memberships_sync')`)
+	}
+	if err := migrate.Run(ctx, pool, plan, discard()); err != nil {
+		t.Fatal(err)
+	}
+	if n := tables(); n != 0 {
+		t.Fatalf("organizations off: %d organization tables created, want 0", n)
+	}
+	plan.Organizations = true
+	var nm *migrate.NotMigratedError
+	if err := migrate.Check(ctx, pool, plan); !errors.As(err, &nm) {
+		t.Fatalf("check with organizations on, before migrating them: %v; want NotMigratedError", err)
+	}
+	for range 2 {
+		if err := migrate.Run(ctx, pool, plan, discard()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tables(); n != 2 {
+		t.Fatalf("organizations on: %d organization tables, want 2", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM pg_indexes WHERE schemaname = 'neon_identity' AND tablename = 'memberships_sync' AND indexdef LIKE '%(user_id)%'`); n != 1 {
+		t.Errorf("memberships_sync has no index on user_id")
+	}
+	if err := migrate.Check(ctx, pool, plan); err != nil {
+		t.Fatalf("check after migrate: %v", err)
+	}
+}
