@@ -542,3 +542,45 @@ func (s *System) checkOrgAudit(t testing.TB, orgs, members *objectHistory) int {
 	}
 	return versions
 }
+
+// TestObjectHistoryCheck: the audit check used by the organization tests
+// accepts row histories that follow the provider's, and reports each kind
+// of violation.
+func TestObjectHistoryCheck(t *testing.T) {
+	t.Parallel()
+	h := newObjectHistory(map[string]bool{"secret": true})
+	v := func(n int) string { return fmt.Sprintf(`{"v":%d,"secret":"x"}`, n) }
+	raw := func(n int) json.RawMessage { return json.RawMessage(v(n)) }
+	h.observe(map[string]json.RawMessage{"a": raw(1), "b": raw(1)})
+	h.observe(map[string]json.RawMessage{"a": raw(2), "b": raw(1)})
+	h.observe(map[string]json.RawMessage{"a": raw(3)})              // b deleted
+	h.observe(map[string]json.RawMessage{"a": raw(3), "b": raw(1)}) // b back, same content
+	h.observe(map[string]json.RawMessage{"a": raw(3), "b": raw(1)}) // no change
+	live := func(n int) auditVersion { return auditVersion{Op: "UPDATE", Raw: `{"v":` + fmt.Sprint(n) + `}`} }
+	del := auditVersion{Op: "UPDATE", Raw: v(1), Deleted: true}
+	for _, c := range []struct {
+		name, id string
+		vs       []auditVersion
+		want     string // "" = no problem
+	}{
+		{"follows", "a", []auditVersion{live(1), live(2), live(3)}, ""},
+		{"skips versions", "a", []auditVersion{live(1), live(3)}, ""},
+		{"goes back", "a", []auditVersion{live(2), live(1)}, "goes back"},
+		{"never had", "a", []auditVersion{live(9)}, "never had"},
+		{"deleted but live", "a", []auditVersion{live(1), {Op: "UPDATE", Raw: v(1), Deleted: true}}, "did not delete"},
+		{"deleted, back", "b", []auditVersion{live(1), del, live(1)}, ""},
+		{"hard delete, back", "b", []auditVersion{live(1), {Op: "DELETE", Raw: v(1)}, {Op: "INSERT", Raw: v(1)}}, ""},
+		{"deleted twice", "b", []auditVersion{live(1), del, live(1), del}, "did not delete"},
+	} {
+		got := strings.Join(h.check("object", c.id, c.vs), "\n")
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: problems %q, want one containing %q", c.name, got, c.want)
+		}
+	}
+	if got := noopWrites("object", "a", []auditVersion{live(1), live(1)}); len(got) != 1 {
+		t.Errorf("noopWrites of two equal versions: %v", got)
+	}
+	if got := noopWrites("object", "a", []auditVersion{live(1), live(2), del}); len(got) != 0 {
+		t.Errorf("noopWrites of changing versions: %v", got)
+	}
+}
