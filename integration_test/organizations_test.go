@@ -6,6 +6,7 @@ package integration_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -294,18 +295,33 @@ func orgScenario(t *testing.T, s *System, addr string) (deletedOrg, deletedUser 
 	return c, users[5]
 }
 
+// orgRedactKeys are, per provider, top-level keys of organization and
+// membership objects that the redaction test drops with USERSYNC_REDACT:
+// the source of the name column among them, to show that it comes from the
+// full object, and the metadata an app may not want copied.
+var orgRedactKeys = map[string]string{
+	"stackauth": "display_name,server_metadata",
+	"clerk":     "name,private_metadata",
+	"workos":    "name,metadata",
+}
+
 // TestOrgConvergenceWebhooks (docs/guarantees.md §2): after organizations are
 // created, renamed and deleted, members added, changed and removed, and a
 // member user deleted, each with the provider's webhooks, both tables equal
-// the provider, in soft and hard delete mode; the derived columns come from
-// the provider's objects.
+// the provider, in soft and hard delete mode and with USERSYNC_REDACT (the
+// keys dropped from raw_json, the columns still derived from the full
+// objects); the derived columns come from the provider's objects.
 func TestOrgConvergenceWebhooks(t *testing.T) {
 	t.Parallel()
 	for _, prov := range providerNames() {
-		for _, mode := range []string{"soft", "hard"} {
+		for _, mode := range []string{"soft", "hard", "redact"} {
 			t.Run(prov+"/"+mode, func(t *testing.T) {
 				t.Parallel()
-				s := NewOrgSystem(t, prov, map[string]string{"USERSYNC_DELETE_MODE": mode})
+				extra := map[string]string{"USERSYNC_DELETE_MODE": mode}
+				if mode == "redact" {
+					extra = map[string]string{"USERSYNC_DELETE_MODE": "soft", "USERSYNC_REDACT": orgRedactKeys[prov]}
+				}
+				s := NewOrgSystem(t, prov, extra)
 				sv := s.Serve(nil)
 				org, user := orgScenario(t, s, sv.Addr)
 				orgs, members := s.OrgRows(), s.MemberRows()
@@ -313,8 +329,28 @@ func TestOrgConvergenceWebhooks(t *testing.T) {
 				switch {
 				case mode == "hard" && ok:
 					t.Errorf("hard mode: row of deleted organization %s still present", org)
-				case mode == "soft" && (!ok || r.DeletedAt == nil):
+				case mode != "hard" && (!ok || r.DeletedAt == nil):
 					t.Errorf("soft mode: deleted organization %s not marked deleted (row present %v)", org, ok)
+				}
+				if mode == "redact" {
+					var raws []json.RawMessage
+					for _, r := range orgs {
+						raws = append(raws, r.Raw)
+					}
+					for _, r := range members {
+						raws = append(raws, r.Raw)
+					}
+					for _, raw := range raws {
+						var m map[string]json.RawMessage
+						if err := json.Unmarshal(raw, &m); err != nil {
+							t.Fatal(err)
+						}
+						for k := range strings.SplitSeq(orgRedactKeys[prov], ",") {
+							if _, ok := m[k]; ok {
+								t.Errorf("raw_json %s still has the redacted key %q", tail(string(raw), 200), k)
+							}
+						}
+					}
 				}
 				for k, m := range members {
 					if (m.OrganizationID == org || m.UserID == user) && m.DeletedAt == nil {
