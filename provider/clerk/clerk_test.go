@@ -277,6 +277,9 @@ func FuzzParseWebhook(f *testing.F) {
 	}
 	f.Add([]byte(`{"type":"user.updated","data":{"id":"user_a\u0000"}}`))
 	f.Add([]byte(`{"type":"session.created","data":{}}`))
+	f.Add([]byte(`{"type":"organization.updated","data":{"object":"organization","id":"org_2g7np7Hrk0SN6kj5EDMLDaKNL0S","name":"Acme"}}`))
+	f.Add([]byte(`{"type":"organization.deleted","data":{"object":"organization","id":"org_2g7np7Hrk0SN6kj5EDMLDaKNL0S","slug":"acme","deleted":true}}`))
+	f.Add([]byte(`{"type":"organizationMembership.deleted","data":{"object":"organization_membership","organization":{"id":"org_2g7"},"public_user_data":{"user_id":"user_2h8"}}}`))
 	f.Add([]byte(`{"type":"user.deleted","data":{"id":"user_29wBMCtzATuFJut8jO2VNTVekS4","deleted":true},"type":"user.created"}`))
 	c, err := New(Config{SecretKey: "sk_test_x", WebhookSecret: testSecret})
 	if err != nil {
@@ -299,9 +302,20 @@ func FuzzParseWebhook(f *testing.F) {
 			if err := ValidateUserID(ev.UserID); err != nil {
 				t.Fatalf("accepted invalid user id %q: %v", ev.UserID, err)
 			}
+		case provider.EventOrganizationChanged, provider.EventOrganizationDeleted, provider.EventMembershipChanged:
+			if err := ValidateOrganizationID(ev.OrganizationID); err != nil {
+				t.Fatalf("accepted invalid organization id %q: %v", ev.OrganizationID, err)
+			}
+			if ev.Kind == provider.EventMembershipChanged {
+				if err := ValidateUserID(ev.UserID); err != nil {
+					t.Fatalf("accepted invalid member id %q: %v", ev.UserID, err)
+				}
+			} else if ev.UserID != "" {
+				t.Fatalf("organization event with user id %q", ev.UserID)
+			}
 		case provider.EventIgnored:
-			if ev.UserID != "" {
-				t.Fatalf("ignored event with user id %q", ev.UserID)
+			if ev.UserID != "" || ev.OrganizationID != "" {
+				t.Fatalf("ignored event with ids %q, %q", ev.UserID, ev.OrganizationID)
 			}
 		default:
 			t.Fatalf("unknown kind %v", ev.Kind)

@@ -28,7 +28,8 @@ var _ provider.Organizations = (*Client)(nil)
 // between two pages shifts every later item one place left, which plain
 // offset paging would turn into a skipped item. So each page after the first
 // is asked for from `overlap` items before the end of the previous page (the
-// overlap is min(page/3, 50), at least 1 and below the page size), and the
+// overlap is min(page/3, 50), at least 1 and below the page size, which is
+// at least 2 here), and the
 // cursor carries the ids of the last `overlap` items returned:
 //
 //   - overlapped items are recognised by id and dropped (never listed twice);
@@ -55,8 +56,14 @@ type orgCursor struct {
 	Seen []string `json:"s,omitempty"`
 }
 
+// orgPageSize is the limit of organization and membership pages: the
+// configured page size, but at least 2, so that a page holds more than its
+// overlap.
+func (c *Client) orgPageSize() int { return max(c.pageSize, 2) }
+
 func (c *Client) orgOverlap() int {
-	return max(1, min(c.pageSize/3, maxOverlap, c.pageSize-1))
+	n := c.orgPageSize()
+	return max(1, min(n/3, maxOverlap, n-1))
 }
 
 func encodeOrgCursor(c orgCursor) string {
@@ -257,7 +264,7 @@ func listPage[T any](ctx context.Context, c *Client, req *clerksdk.APIRequest, c
 		return nil, "", fmt.Errorf("%w: none of the %d items that ended the previous page is listed where they were (deleted since?); an item may have moved before this page",
 			provider.ErrCursorNotFound, len(cur.Seen))
 	}
-	if len(list.Data) < c.pageSize {
+	if len(list.Data) < c.orgPageSize() {
 		return out, "", nil
 	}
 	next := orgCursor{Offset: start + len(list.Data)}
@@ -282,7 +289,7 @@ func (c *Client) ListOrganizations(ctx context.Context, cursorStr string) (provi
 		}
 	}
 	params := &organization.ListParams{OrderBy: clerksdk.String("+created_at")}
-	params.Limit = clerksdk.Int64(int64(c.pageSize))
+	params.Limit = clerksdk.Int64(int64(c.orgPageSize()))
 	if off := pageStart(cur); off > 0 {
 		params.Offset = clerksdk.Int64(off)
 	}
@@ -315,7 +322,7 @@ func (c *Client) ListMemberships(ctx context.Context, organizationID, cursorStr 
 		}
 	}
 	params := &organizationmembership.ListParams{OrderBy: clerksdk.String("+created_at")}
-	params.Limit = clerksdk.Int64(int64(c.pageSize))
+	params.Limit = clerksdk.Int64(int64(c.orgPageSize()))
 	if off := pageStart(cur); off > 0 {
 		params.Offset = clerksdk.Int64(off)
 	}

@@ -283,3 +283,58 @@ func TestHostileServersOrganizations(t *testing.T) {
 		EnvVar: "CLERK_API_URL",
 	})
 }
+
+// TestListOrganizationsPageSizeOne: with the smallest page size the
+// organization lists still end and list everything once (their pages hold at
+// least two items, one more than the overlap).
+func TestListOrganizationsPageSizeOne(t *testing.T) {
+	f := clerkfake.New(clerkfake.Options{PageSize: 1})
+	defer f.Close()
+	users := f.Seed(5)
+	ids := f.SeedOrganizations(9, 5)
+	o := f.Organizations()
+	seen := map[string]int{}
+	cursor := ""
+	for pages := 0; ; pages++ {
+		p, err := o.ListOrganizations(context.Background(), cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, org := range p.Organizations {
+			seen[org.ID]++
+		}
+		if p.Next == "" {
+			break
+		}
+		if p.Next == cursor || pages > 20 {
+			t.Fatalf("listing does not advance (%d pages)", pages)
+		}
+		cursor = p.Next
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("organization %s listed %d times", id, seen[id])
+		}
+	}
+	members := map[string]bool{}
+	cursor = ""
+	for pages := 0; ; pages++ {
+		p, err := o.ListMemberships(context.Background(), ids[0], cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range p.Memberships {
+			if members[m.UserID] {
+				t.Errorf("member %s listed twice", m.UserID)
+			}
+			members[m.UserID] = true
+		}
+		if p.Next == "" || pages > 20 {
+			break
+		}
+		cursor = p.Next
+	}
+	if len(members) != len(users) {
+		t.Errorf("listed %d members, want %d", len(members), len(users))
+	}
+}

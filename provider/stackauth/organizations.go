@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/usersync/usersync/provider"
 )
 
@@ -35,6 +37,11 @@ var _ provider.Organizations = (*Client)(nil)
 // MaxOrganizationPageSize is the largest page ListOrganizations returns
 // (Stack Auth's team list is paged by the client, see ListOrganizations).
 const MaxOrganizationPageSize = 100
+
+// MaxMembershipPageSize is the largest page ListMemberships returns: it
+// asks for one member more than it returns, and no request asks for more
+// than the user list's largest page ([MaxPageSize]).
+const MaxMembershipPageSize = MaxPageSize - 1
 
 // Cursor prefixes: the version of each cursor format.
 const (
@@ -138,32 +145,38 @@ func (c *Client) ListOrganizations(ctx context.Context, cursor string) (provider
 	if status < 200 || status > 299 {
 		return provider.OrganizationPage{}, fmt.Errorf("%s: %w", what, c.classify(status, header, body))
 	}
-	var resp struct {
-		Items []json.RawMessage `json:"items"`
+	// The whole list is read for each page: find every team's place with a
+	// light scan (only id and created_at_millis), and decode only the
+	// page's teams.
+	if !gjson.ValidBytes(body) {
+		return provider.OrganizationPage{}, fmt.Errorf("%s: decode response: the answer is not valid JSON", what)
 	}
-	if err := json.Unmarshal(body, &resp); err != nil {
-		return provider.OrganizationPage{}, fmt.Errorf("%s: decode response: %w", what, err)
-	}
-	if resp.Items == nil {
+	items := gjson.GetBytes(body, "items")
+	if !items.IsArray() {
 		return provider.OrganizationPage{}, fmt.Errorf("%s: response has no items list", what)
 	}
 	type entry struct {
 		pos listPos
-		org provider.Organization
+		raw string // the object as received
 	}
-	all := make([]entry, 0, len(resp.Items))
-	for i, raw := range resp.Items {
-		o, ms, err := decodeTeam(raw)
+	var all []entry
+	var bad error
+	i := 0
+	items.ForEach(func(_, v gjson.Result) bool {
+		pos, err := teamPlace(v)
 		if err != nil {
-			return provider.OrganizationPage{}, fmt.Errorf("%s: item %d: %w", what, i, err)
+			bad = fmt.Errorf("%s: item %d: %w", what, i, err)
+			return false
 		}
-		if ms == nil {
-			return provider.OrganizationPage{}, fmt.Errorf("%s: team %s has no created_at_millis (is the key a server key?)", what, o.ID)
-		}
-		all = append(all, entry{listPos{*ms, o.ID}, o})
+		all = append(all, entry{pos, v.Raw})
+		i++
+		return true
+	})
+	if bad != nil {
+		return provider.OrganizationPage{}, bad
 	}
 	slices.SortFunc(all, func(a, b entry) int { return a.pos.compare(b.pos) })
-	all = slices.CompactFunc(all, func(a, b entry) bool { return a.org.ID == b.org.ID })
+	all = slices.CompactFunc(all, func(a, b entry) bool { return a.pos.id == b.pos.id })
 	start := 0
 	if after != nil {
 		start, _ = slices.BinarySearchFunc(all, *after, func(e entry, p listPos) int { return e.pos.compare(p) })
@@ -175,7 +188,14 @@ func (c *Client) ListOrganizations(ctx context.Context, cursor string) (provider
 	end := min(start+n, len(all))
 	page := provider.OrganizationPage{Organizations: make([]provider.Organization, 0, end-start)}
 	for _, e := range all[start:end] {
-		page.Organizations = append(page.Organizations, e.org)
+		o, _, err := decodeTeam([]byte(e.raw))
+		if err != nil {
+			return provider.OrganizationPage{}, fmt.Errorf("%s: team %s: %w", what, e.pos.id, err)
+		}
+		if o.ID != e.pos.id {
+			return provider.OrganizationPage{}, fmt.Errorf("%s: team %s: the object names team %q (duplicate keys?)", what, e.pos.id, provider.Snippet([]byte(o.ID), 64))
+		}
+		page.Organizations = append(page.Organizations, o)
 	}
 	if end < len(all) {
 		page.Next = all[end-1].pos.cursor(teamCursorPrefix)
@@ -183,7 +203,8 @@ func (c *Client) ListOrganizations(ctx context.Context, cursor string) (provider
 	return page, nil
 }
 
-// ListMemberships returns one page of the team's members as memberships
+// ListMemberships returns one page (at most [MaxMembershipPageSize], fewer
+// when Config.PageSize is smaller) of the team's members as memberships
 // (GET /api/v1/users?team_id=...&limit=N+1&order_by=signed_up_at with the
 // same anonymous/restricted flags as ListUsers: everyone, or everyone but
 // anonymous users with Config.ExcludeAnonymous). A team that does not exist
@@ -206,7 +227,8 @@ func (c *Client) ListMemberships(ctx context.Context, organizationID, cursor str
 		}
 		from = &p
 	}
-	want := c.pageSize + 1 // one more, whose place is the next cursor
+	size := min(c.pageSize, MaxMembershipPageSize)
+	want := size + 1 // one more, whose place is the next cursor
 	var members []member
 	var err error
 	if from == nil {
@@ -222,9 +244,9 @@ func (c *Client) ListMemberships(ctx context.Context, organizationID, cursor str
 	if err != nil {
 		return provider.MembershipPage{}, fmt.Errorf("%s: %w", what, err)
 	}
-	page := provider.MembershipPage{Memberships: make([]provider.Membership, 0, min(len(members), c.pageSize))}
+	page := provider.MembershipPage{Memberships: make([]provider.Membership, 0, min(len(members), size))}
 	for i, m := range members {
-		if i == c.pageSize {
+		if i == size {
 			page.Next = m.pos.cursor(memberCursorPrefix)
 			break
 		}
@@ -346,6 +368,39 @@ func (c *Client) teamUsers(ctx context.Context, team, cursor string, n int) ([]m
 		}
 	}
 	return out, next, nil
+}
+
+// teamPlace reads a listed team's place (created_at_millis and id) without
+// decoding the rest of it.
+func teamPlace(v gjson.Result) (listPos, error) {
+	if !v.IsObject() {
+		return listPos{}, errors.New("not a JSON object")
+	}
+	var id, ms gjson.Result // the first of each key, in one pass over the object
+	var haveID, haveMs bool
+	v.ForEach(func(k, val gjson.Result) bool {
+		switch {
+		case k.Str == "id" && !haveID:
+			id, haveID = val, true
+		case k.Str == "created_at_millis" && !haveMs:
+			ms, haveMs = val, true
+		}
+		return !haveID || !haveMs
+	})
+	if id.Type != gjson.String {
+		return listPos{}, errors.New("the team has no string id")
+	}
+	if err := checkTeamID(id.Str); err != nil {
+		return listPos{}, err
+	}
+	if ms.Type != gjson.Number {
+		return listPos{}, fmt.Errorf("team %s has no created_at_millis (is the key a server key?)", strings.ToLower(id.Str))
+	}
+	m := math.Round(ms.Num)
+	if m < minMillis || m > maxMillis {
+		return listPos{}, fmt.Errorf("team %s: created_at_millis %v is out of range", strings.ToLower(id.Str), ms.Num)
+	}
+	return listPos{int64(m), strings.ToLower(id.Str)}, nil
 }
 
 // checkTeamID refuses a team id that cannot be Stack Auth's: one that breaks

@@ -168,8 +168,25 @@ func TestOrganizationRequests(t *testing.T) {
 		t.Errorf("list request: %s", r.URL)
 	}
 	c.ListMemberships(ctx, testUUID, "")
-	if r := last.Load(); r.URL.Path != "/api/v1/users" || r.URL.Query().Get("team_id") != testUUID || r.URL.Query().Get("include_anonymous") != "true" {
-		t.Errorf("members request: %s", r.URL)
+	if r := last.Load(); r.URL.Path != "/api/v1/users" || r.URL.Query().Get("team_id") != testUUID || r.URL.Query().Get("include_anonymous") != "true" ||
+		r.URL.Query().Get("limit") != "6" || r.URL.Query().Get("order_by") != "signed_up_at" {
+		t.Errorf("members request: %s (want limit = page size 5 + 1)", r.URL)
+	}
+	// With the default page size, no request asks for more than the user
+	// list's largest page.
+	var limit atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit.Store(r.URL.Query().Get("limit"))
+		w.Write([]byte(`{"items":[],"is_paginated":true,"pagination":{"next_cursor":null}}`))
+	}))
+	defer srv.Close()
+	def, err := stackauth.New(stackauth.Config{ProjectID: testUUID, SecretServerKey: key,
+		WebhookSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", APIURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := def.ListMemberships(ctx, testUUID, ""); err != nil || limit.Load() != fmt.Sprint(stackauth.MaxPageSize) {
+		t.Errorf("default page size: limit=%v, %v; want %d", limit.Load(), err, stackauth.MaxPageSize)
 	}
 
 	mode.Store("echo")
@@ -671,5 +688,102 @@ func TestOrganizationsConcurrentUse(t *testing.T) {
 				t.Fatalf("membership %s not listed", k)
 			}
 		}
+	}
+}
+
+// TestListMembershipsLargestPage: with the default page size a page holds
+// MaxMembershipPageSize members, and a large team is listed whole.
+func TestListMembershipsLargestPage(t *testing.T) {
+	f := newFake(t, 47)
+	f.Seed(1200)
+	team := f.SeedOrganizations(1, 1100)[0]
+	c := clientFor(t, f, 0)
+	page, err := c.ListMemberships(context.Background(), team, "")
+	if err != nil || len(page.Memberships) != stackauth.MaxMembershipPageSize || page.Next == "" {
+		t.Fatalf("first page: %d members, next %q, %v", len(page.Memberships), page.Next, err)
+	}
+	if got := memberIDs(t, c, team, ""); !slices.Equal(got, f.Members(team)) || len(got) != 1100 {
+		t.Fatalf("listed %d members, want the fake's 1100 in order", len(got))
+	}
+}
+
+// BenchmarkListOrganizations lists every team of a project of 5,000 teams
+// (50 pages, each a read of the whole unpaginated team list) against the
+// fake, and reports the time and the bytes read per full listing.
+func BenchmarkListOrganizations(b *testing.B) {
+	f := stackfake.New(stackfake.Options{Seed: 48})
+	defer f.Close()
+	f.SeedOrganizations(5000, 0)
+	env := f.Env()
+	var read atomic.Int64
+	hc := &http.Client{Transport: countingTransport{http.DefaultTransport, &read}}
+	c, err := stackauth.New(stackauth.Config{ProjectID: env["STACK_PROJECT_ID"], SecretServerKey: env["STACK_SECRET_SERVER_KEY"],
+		WebhookSecret: env["STACK_WEBHOOK_SECRET"], APIURL: f.URL(), HTTPClient: hc})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	pages := 0
+	for range b.N {
+		cursor := ""
+		for {
+			page, err := c.ListOrganizations(context.Background(), cursor)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pages++
+			if page.Next == "" {
+				break
+			}
+			cursor = page.Next
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/listing")
+	b.ReportMetric(float64(pages)/float64(b.N), "pages/listing")
+	b.ReportMetric(float64(read.Load())/float64(b.N)/(1<<20), "MiB/listing")
+}
+
+// countingTransport counts the response bytes a client reads.
+type countingTransport struct {
+	rt http.RoundTripper
+	n  *atomic.Int64
+}
+
+func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(r)
+	if err == nil && resp.ContentLength > 0 {
+		t.n.Add(resp.ContentLength)
+	}
+	return resp, err
+}
+
+// TestListOrganizationsBadAnswers: a team list that is not Stack Auth's
+// shape is an error (retried), never a panic or a short list.
+func TestListOrganizationsBadAnswers(t *testing.T) {
+	team := func(id, ms string) string {
+		return `{"id":` + id + `,"display_name":"T","profile_image_url":null,"created_at_millis":` + ms + `,"client_metadata":null,"client_read_only_metadata":null,"server_metadata":null}`
+	}
+	good := team(`"`+testUUID+`"`, "1700000000000")
+	for name, body := range map[string]string{
+		"not json":        `{"items":[` + good,
+		"no items":        `{"is_paginated":false}`,
+		"items null":      `{"items":null,"is_paginated":false}`,
+		"items object":    `{"items":{},"is_paginated":false}`,
+		"item string":     `{"items":["` + testUUID + `"]}`,
+		"id number":       `{"items":[` + team("7", "1700000000000") + `]}`,
+		"id not uuid":     `{"items":[` + team(`"team_1"`, "1700000000000") + `]}`,
+		"id NUL":          `{"items":[` + team(`"`+testUUID[:35]+`\u0000"`, "1700000000000") + `]}`,
+		"no created_at":   `{"items":[{"id":"` + testUUID + `","display_name":"T"}]}`,
+		"created_at text": `{"items":[` + team(`"`+testUUID+`"`, `"yesterday"`) + `]}`,
+		"created_at huge": `{"items":[` + team(`"`+testUUID+`"`, "1e300") + `]}`,
+		"duplicate id":    `{"items":[{"id":"` + testUUID + `","created_at_millis":1,"id":"5c7bd3a1-0f38-4c8e-9d6a-1b2c3d4e5f61"}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, _, _ := stubServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) })
+			page, err := c.ListOrganizations(context.Background(), "")
+			if err == nil || errors.Is(err, provider.ErrCursorNotFound) {
+				t.Fatalf("answer %s: page %+v, err %v; want an error", body, page, err)
+			}
+		})
 	}
 }

@@ -897,7 +897,7 @@ func (f *Fake) handleList(w http.ResponseWriter, r *http.Request) {
 		if want > 0 {
 			page = make([]record, 0, want)
 		} else {
-			page = make([]record, 0, len(f.index))
+			page = make([]record, 0, min(len(f.index), len(users)))
 		}
 		for ; pos >= 0 && pos < len(users) && (want < 0 || len(page) < want); pos += step {
 			if rec := users[pos]; !rec.deleted && keep(rec) {

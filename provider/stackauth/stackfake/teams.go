@@ -110,7 +110,7 @@ func (f *Fake) leaveLocked(o *orgRecord, user uid) bool {
 	return true
 }
 
-// org returns the live team with the given id. f.mu must be held.
+// orgLocked returns the live team with the given id. f.mu must be held.
 func (f *Fake) orgLocked(id string) *orgRecord {
 	key, ok := parseUID(id)
 	if !ok {
