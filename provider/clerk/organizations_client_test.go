@@ -338,3 +338,121 @@ func TestListOrganizationsPageSizeOne(t *testing.T) {
 		t.Errorf("listed %d members, want %d", len(members), len(users))
 	}
 }
+
+// TestOrganizationWebhookBadPayloads: organization and membership events
+// whose ids are missing, of the wrong type or of the wrong shape are bad
+// payloads (400), never events for a made-up id.
+func TestOrganizationWebhookBadPayloads(t *testing.T) {
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	c, err := clerk.New(clerk.Config{SecretKey: "sk_test_x", WebhookSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := func(typ, data string) string {
+		return `{"data":` + data + `,"instance_id":"ins_1","object":"event","timestamp":1716883200,"type":"` + typ + `"}`
+	}
+	mem := func(org, user string) string {
+		return `{"object":"organization_membership","id":"orgmem_1","role":"org:member","organization":` + org +
+			`,"public_user_data":` + user + `}`
+	}
+	for name, body := range map[string]string{
+		"org: user id":            env("organization.updated", `{"object":"organization","id":"user_2g7np7Hrk0SN6kj5EDMLDaKNL0S"}`),
+		"org: slug-like id":       env("organization.created", `{"object":"organization","id":"acme-corp"}`),
+		"org: numeric id":         env("organization.created", `{"object":"organization","id":42}`),
+		"org: no id":              env("organization.updated", `{"object":"organization","name":"Acme"}`),
+		"org: data array":         env("organization.updated", `[{"id":"org_1"}]`),
+		"org: no data":            `{"object":"event","type":"organization.created"}`,
+		"deleted: no id":          env("organization.deleted", `{"object":"organization","slug":"acme","deleted":true}`),
+		"deleted: id with slash":  env("organization.deleted", `{"object":"organization","id":"org_a/b","deleted":true}`),
+		"member: no organization": env("organizationMembership.created", `{"object":"organization_membership","public_user_data":{"user_id":"user_1"}}`),
+		"member: org not object":  env("organizationMembership.created", mem(`"org_1"`, `{"user_id":"user_1"}`)),
+		"member: no user data":    env("organizationMembership.updated", `{"object":"organization_membership","organization":{"id":"org_1"}}`),
+		"member: numeric user":    env("organizationMembership.deleted", mem(`{"id":"org_1"}`, `{"user_id":7}`)),
+		"member: null user":       env("organizationMembership.deleted", mem(`{"id":"org_1"}`, `{"user_id":null}`)),
+		"member: org id as user":  env("organizationMembership.created", mem(`{"id":"org_1"}`, `{"user_id":"org_1"}`)),
+		"member: user id as org":  env("organizationMembership.created", mem(`{"id":"user_1"}`, `{"user_id":"user_1"}`)),
+	} {
+		_, err := c.ParseWebhook([]byte(body), signedHeader(t, secret, []byte(body)))
+		if !errors.Is(err, provider.ErrBadPayload) || errors.Is(err, provider.ErrBadSignature) {
+			t.Errorf("%s: %v, want ErrBadPayload", name, err)
+		}
+	}
+	// The membership event names the organization from data.organization.id,
+	// never data.id (the membership's own id).
+	body := env("organizationMembership.created", mem(`{"id":"org_9"}`, `{"user_id":"user_8"}`))
+	ev, err := c.ParseWebhook([]byte(body), signedHeader(t, secret, []byte(body)))
+	if err != nil || ev.OrganizationID != "org_9" || ev.UserID != "user_8" || ev.Kind != provider.EventMembershipChanged {
+		t.Errorf("membership event: %+v, %v", ev, err)
+	}
+}
+
+// TestFakeOrganizationsConcurrent changes organizations, memberships and
+// users from several goroutines while the API is read (run with -race):
+// the fake stays consistent (every membership names a live organization and
+// a live user).
+func TestFakeOrganizationsConcurrent(t *testing.T) {
+	f := clerkfake.New(clerkfake.Options{PageSize: 20})
+	defer f.Close()
+	users := f.Seed(40)
+	orgs := f.SeedOrganizations(30, 5)
+	o := f.Organizations()
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	for g := 0; g < 3; g++ {
+		go func(g int) {
+			defer func() { errs <- nil }()
+			for i := 0; i < 60; i++ {
+				org, u := orgs[(i*7+g)%len(orgs)], users[(i*11+g)%len(users)]
+				switch i % 6 {
+				case 0:
+					f.AddMember(org, u, "")
+				case 1:
+					f.UpdateOrganization(org)
+				case 2:
+					f.UpdateMember(org, u, "org:admin")
+				case 3:
+					f.RemoveMember(org, u)
+				case 4:
+					f.CreateOrganization(users[(i+g)%len(users)])
+				case 5:
+					if i%30 == 5 {
+						f.DeleteUser(u)
+						f.DeleteOrganization(org)
+					}
+					f.MembershipWebhook(org, u, true)
+				}
+			}
+		}(g)
+	}
+	go func() {
+		defer close(done)
+		for i := 0; i < 20; i++ {
+			if _, err := o.ListMemberships(context.Background(), orgs[i%len(orgs)], ""); err != nil && !errors.Is(err, provider.ErrOrganizationNotFound) {
+				errs <- err
+				return
+			}
+			if _, err := o.ListOrganizations(context.Background(), ""); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for g := 0; g < 3; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	live, liveUsers := f.OrganizationsSnapshot(), f.Snapshot()
+	for k := range f.MembershipsSnapshot() {
+		org, user, _ := strings.Cut(k, ":")
+		if live[org] == nil || liveUsers[user] == nil {
+			t.Errorf("membership %s names a deleted organization or user", k)
+		}
+	}
+}

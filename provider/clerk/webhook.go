@@ -1,7 +1,6 @@
 package clerk
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -45,27 +44,26 @@ var orgEventKinds = map[string]provider.EventKind{
 	"organizationMembership.deleted": provider.EventMembershipChanged,
 }
 
-// parseEvent parses a verified delivery's body.
+// parseEvent parses a verified delivery's body: user events as
+// provider.ParseUserEvent does, then the organization and membership events
+// among those it ignores.
 func parseEvent(body []byte) (provider.Event, error) {
-	if t := gjson.GetBytes(body, "type"); t.Type == gjson.String {
-		if kind, ok := orgEventKinds[t.String()]; ok {
-			return parseOrgEvent(body, kind)
-		}
+	ev, err := provider.ParseUserEvent(body, "type", ValidateUserID)
+	if err != nil || ev.Kind != provider.EventIgnored {
+		return ev, err
 	}
-	return provider.ParseUserEvent(body, "type", ValidateUserID)
+	if kind, ok := orgEventKinds[ev.Type]; ok {
+		return parseOrgEvent(body, ev.Type, kind)
+	}
+	return ev, nil
 }
 
-// parseOrgEvent parses an organization or membership event, reading only the
-// ids (like provider.ParseUserEvent, without decoding the objects).
-func parseOrgEvent(body []byte, kind provider.EventKind) (provider.Event, error) {
-	if !json.Valid(body) {
-		return provider.Event{}, fmt.Errorf("%w: body is not valid JSON", provider.ErrBadPayload)
-	}
+// parseOrgEvent parses an organization or membership event whose body
+// provider.ParseUserEvent has found to be a JSON object of that type,
+// reading only the ids (without decoding the objects).
+func parseOrgEvent(body []byte, typ string, kind provider.EventKind) (provider.Event, error) {
 	env := gjson.ParseBytes(body)
-	if !env.IsObject() {
-		return provider.Event{}, fmt.Errorf("%w: body is not a JSON object", provider.ErrBadPayload)
-	}
-	ev := provider.Event{Type: env.Get("type").String(), Kind: kind}
+	ev := provider.Event{Type: typ, Kind: kind}
 	data := env.Get("data")
 	if !data.IsObject() {
 		return provider.Event{}, fmt.Errorf("%s: %w: \"data\" is missing or not a JSON object", ev.Type, provider.ErrBadPayload)
