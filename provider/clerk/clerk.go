@@ -61,6 +61,7 @@ type Client struct {
 	backend  clerksdk.Backend
 	webhook  *svix.Webhook
 	pageSize int
+	loader   *loader
 }
 
 var _ provider.Provider = (*Client)(nil)
@@ -107,20 +108,30 @@ func New(cfg Config) (*Client, error) {
 		Key:        clerksdk.String(cfg.SecretKey),
 		HTTPClient: wrapHTTPClient(cfg.HTTPClient, cfg.Redactor.With(cfg.SecretKey, cfg.WebhookSecret)),
 	}})
-	return &Client{users: users, backend: users.Backend, webhook: wh, pageSize: pageSize}, nil
+	c := &Client{users: users, backend: users.Backend, webhook: wh, pageSize: pageSize}
+	c.loader = newLoader(c.fetchOne, c.fetchMany)
+	return c, nil
 }
 
 // Name returns "clerk".
 func (c *Client) Name() string { return "clerk" }
 
-// FetchUser returns the user's current profile (GET /users/{id}). Raw is the
-// response body exactly as received (the SDK keeps it in
-// clerk.User.Response.RawJSON).
+// FetchUser returns the user's current profile. Raw is the user object
+// exactly as received. A lone call is one GET /users/{id}; concurrent calls
+// share GET /users?user_id=... requests (see batch.go and docs/providers.md),
+// with the same results.
 func (c *Client) FetchUser(ctx context.Context, id string) (provider.User, error) {
 	if err := ValidateUserID(id); err != nil {
 		// No Clerk user can have this id; it would not even make a safe path.
 		return provider.User{}, fmt.Errorf("clerk: fetch user %q: %w (%v)", id, provider.ErrUserNotFound, err)
 	}
+	return c.loader.load(ctx, id)
+}
+
+// fetchOne looks up one user with GET /users/{id}. Raw is the response body
+// exactly as received (the SDK keeps it in clerk.User.Response.RawJSON).
+// Only Clerk's own 404 answer gives ErrUserNotFound.
+func (c *Client) fetchOne(ctx context.Context, id string) (provider.User, error) {
 	ctx, rec := withRecorderLimit(ctx, provider.MaxUserResponseBytes)
 	u, err := c.users.Get(ctx, id)
 	if err != nil {

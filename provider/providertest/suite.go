@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +68,50 @@ func Run(t *testing.T, newFake func(t *testing.T) fakekit.Fake) {
 				t.Fatalf("FetchUser(%s): %v", id, err)
 			}
 			checkUser(t, p.Name(), u, snap[id])
+		}
+	})
+
+	t.Run("FetchUserConcurrent", func(t *testing.T) {
+		// Many concurrent lookups (which a client may coalesce into batched
+		// requests) give each caller what a lone lookup gives: its user, or
+		// ErrUserNotFound for a deleted one, also when an id is asked twice.
+		t.Parallel()
+		f := fresh(t)
+		ids := f.Seed(150)
+		gone := map[string]bool{}
+		for i := 7; i < len(ids); i += 23 {
+			if !f.DeleteUser(ids[i]) {
+				t.Fatalf("DeleteUser(%s) = false", ids[i])
+			}
+			gone[ids[i]] = true
+		}
+		f.UpdateUser(ids[3])
+		snap := f.Snapshot()
+		p := f.Provider()
+		f.SetLatency(5 * time.Millisecond) // lookups overlap
+		ask := append(append([]string(nil), ids...), ids[:20]...)
+		users := make([]provider.User, len(ask))
+		errs := make([]error, len(ask))
+		var wg sync.WaitGroup
+		for i, id := range ask {
+			wg.Go(func() { users[i], errs[i] = p.FetchUser(context.Background(), id) })
+		}
+		wg.Wait()
+		f.ClearFaults()
+		for i, id := range ask {
+			if gone[id] {
+				if !errors.Is(errs[i], provider.ErrUserNotFound) {
+					t.Errorf("FetchUser(deleted %s) error = %v, want ErrUserNotFound", id, errs[i])
+				}
+				continue
+			}
+			if errs[i] != nil {
+				t.Fatalf("FetchUser(%s): %v", id, errs[i])
+			}
+			if users[i].ID != id {
+				t.Fatalf("FetchUser(%s) returned user %s", id, users[i].ID)
+			}
+			checkUser(t, p.Name(), users[i], snap[id])
 		}
 	})
 

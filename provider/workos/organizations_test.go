@@ -254,6 +254,7 @@ type membershipView struct {
 	Status           string  `json:"status"`
 	OrganizationName *string `json:"organization_name"`
 	Role             struct{ Slug string }
+	UpdatedAt        string          `json:"updated_at"`
 	User             json.RawMessage `json:"user"`
 }
 
@@ -346,12 +347,12 @@ func TestMembershipsEmbedOrganizationAndUser(t *testing.T) {
 		t.Fatalf("embedded: %+v", v)
 	}
 	f.UpdateOrganization(org)
-	if v2 := get(); *v2.OrganizationName != orgName() || *v2.OrganizationName == *v.OrganizationName {
-		t.Errorf("after the rename: organization_name %q, organization %q", *v2.OrganizationName, orgName())
+	if v2 := get(); *v2.OrganizationName != orgName() || *v2.OrganizationName == *v.OrganizationName || v2.UpdatedAt != v.UpdatedAt {
+		t.Errorf("after the rename: organization_name %q, organization %q; updated_at %s, was %s", *v2.OrganizationName, orgName(), v2.UpdatedAt, v.UpdatedAt)
 	}
 	f.UpdateUser(u)
-	if v2 := get(); !bytes.Equal(v2.User, f.Snapshot()[u]) || bytes.Equal(v2.User, v.User) {
-		t.Errorf("after the user's update: %s", v2.User)
+	if v2 := get(); !bytes.Equal(v2.User, f.Snapshot()[u]) || bytes.Equal(v2.User, v.User) || v2.UpdatedAt != v.UpdatedAt {
+		t.Errorf("after the user's update: %s (updated_at %s, was %s)", v2.User, v2.UpdatedAt, v.UpdatedAt)
 	}
 }
 

@@ -1,5 +1,6 @@
-// Package workos is usersync's client for WorkOS User Management: a small
-// REST client (no SDK) and the WorkOS-Signature webhook verifier.
+// Package workos is usersync's client for WorkOS User Management (users,
+// organizations and AuthKit organization memberships): a small REST client
+// (no SDK) and the WorkOS-Signature webhook verifier.
 package workos
 
 import (
@@ -41,7 +42,8 @@ type Config struct {
 	// HTTPClient is the HTTP client to use (it is copied, and its timeout
 	// kept below 20 s). Default: a client with DefaultTimeout.
 	HTTPClient *http.Client
-	// PageSize is the number of users per list page, 1..100; default 100.
+	// PageSize is the number of users, organizations or memberships per list
+	// page, 1..100; default 100.
 	PageSize int
 	// Redactor scrubs credentials from error text (every credential of the
 	// process, when the caller has several); the client adds its own keys.

@@ -93,12 +93,13 @@ func faultError(status int) clerkError {
 func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(http.ResponseWriter, int, clerkError), count bool) {
 	q := r.URL.Query()
 	// Clerk's list has many filters (email_address, user_id, query, ...);
-	// the fake implements these and refuses the others, so that a client
+	// the fake implements these (user_id: up to MaxUserIDs ids, each
+	// optionally "+"/"-" prefixed) and refuses the others, so that a client
 	// relying on a filter the fake would silently ignore (listing everyone
 	// where the real API lists a subset) fails loudly.
 	for name := range q {
 		switch name {
-		case "limit", "offset", "order_by", "created_at_after", "created_at_before", "banned":
+		case "limit", "offset", "order_by", "created_at_after", "created_at_before", "banned", "user_id":
 		default:
 			writeErr(w, http.StatusUnprocessableEntity, clerkError{
 				Message: "is not supported", LongMessage: name + " is a Clerk list parameter that clerkfake does not implement",
@@ -118,6 +119,14 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(h
 	default:
 		writeErr(w, http.StatusBadRequest, clerkError{
 			Message: "is invalid", LongMessage: "banned must be true or false", Code: "malformed_request_parameters"})
+		return
+	}
+	ids, ok := parseUserIDs(q["user_id"])
+	if !ok {
+		writeErr(w, http.StatusUnprocessableEntity, clerkError{
+			Message:     "is invalid",
+			LongMessage: "user_id accepts up to " + strconv.Itoa(MaxUserIDs) + " user IDs",
+			Code:        "form_param_value_invalid"})
 		return
 	}
 	intParam := func(name string, def, lo, hi int64) (int64, bool) {
@@ -183,10 +192,30 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(h
 		hi = lo
 	}
 	sorted := f.sorted
+	if ids.include != nil {
+		// At most MaxUserIDs users: look them up instead of scanning.
+		var sel []*fakeUser
+		for id := range ids.include {
+			if u, ok := f.byID[id]; ok && !ids.exclude[id] && u.obj.CreatedAt > after &&
+				(before == noBound || u.obj.CreatedAt < before) {
+				sel = append(sel, u)
+			}
+		}
+		sort.Slice(sel, func(i, j int) bool { return less(sel[i], sel[j]) })
+		sorted, lo, hi = sel, 0, len(sel)
+	} else if len(ids.exclude) > 0 {
+		var sel []*fakeUser
+		for _, u := range f.sorted[lo:hi] {
+			if !ids.exclude[u.obj.ID] {
+				sel = append(sel, u)
+			}
+		}
+		sorted, lo, hi = sel, 0, len(sel)
+	}
 	if banned != nil {
 		// Filter the window; lo..hi then index the filtered slice.
 		var sel []*fakeUser
-		for _, u := range f.sorted[lo:hi] {
+		for _, u := range sorted[lo:hi] {
 			if u.obj.Banned == *banned {
 				sel = append(sel, u)
 			}
@@ -230,6 +259,44 @@ func (f *Fake) serveList(w http.ResponseWriter, r *http.Request, writeErr func(h
 	}
 	f.mu.Unlock()
 	writeJSON(w, http.StatusOK, items)
+}
+
+// MaxUserIDs is the most user_id values one list request may carry, as
+// Clerk's Backend API documents.
+const MaxUserIDs = 100
+
+// userIDFilter is a parsed user_id list filter.
+type userIDFilter struct {
+	// include, when not nil, holds the ids to list (no prefix, or "+"):
+	// the list holds only those of them that exist.
+	include map[string]bool
+	// exclude holds the ids to leave out ("-" prefix).
+	exclude map[string]bool
+}
+
+// parseUserIDs reads the repeatable user_id parameter: each value an id,
+// optionally prefixed "+" (include, as with no prefix) or "-" (exclude);
+// false when there are more than MaxUserIDs values. Ids that match no user
+// are ignored, as Clerk documents.
+func parseUserIDs(vals []string) (userIDFilter, bool) {
+	var fl userIDFilter
+	if len(vals) > MaxUserIDs {
+		return fl, false
+	}
+	for _, v := range vals {
+		if id, ok := strings.CutPrefix(v, "-"); ok {
+			if fl.exclude == nil {
+				fl.exclude = map[string]bool{}
+			}
+			fl.exclude[id] = true
+			continue
+		}
+		if fl.include == nil {
+			fl.include = map[string]bool{}
+		}
+		fl.include[strings.TrimPrefix(v, "+")] = true
+	}
+	return fl, true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
