@@ -44,6 +44,20 @@
 // command's `backfill` and `status` are these methods with flags and
 // printing, and work against the same database from another process.
 //
+// # Organizations
+//
+// With Config.Organizations, each provider's organizations (Stack Auth
+// teams) and memberships are kept too, in organizations_sync and
+// memberships_sync beside users_sync, which Migrate then creates. Every
+// organization and membership event enqueues a sync_organization job that
+// fetches the organization and all its memberships and writes both tables
+// in the transaction that completes it, ordered like users (no stale
+// overwrite); every backfill also runs a chain of backfill_organizations
+// pages, which [Backfill.Wait] waits for ([Backfill.OrganizationsRun]) and
+// [Engine.Status] reports. A deleted user's memberships are marked deleted
+// with the user. Every provider client must implement
+// provider.Organizations.
+//
 // # Schemas
 //
 // usersync's tables live in Config.InternalSchema ("usersync" by default),

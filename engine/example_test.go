@@ -436,3 +436,58 @@ func Example_webhookHandler() {
 	// forged: 401
 	// job: sync_user sync_stackauth available
 }
+
+// Keep organizations and memberships too (the usersync command's
+// USERSYNC_ORGANIZATIONS=on): Migrate creates organizations_sync and
+// memberships_sync beside users_sync, and every backfill also lists the
+// provider's organizations (Stack Auth's teams) with all their members;
+// Wait returns once both runs have ended. An application then joins its
+// users to their organizations, or writes row-level security policies on
+// memberships_sync.
+func ExampleConfig_organizations() {
+	ctx := context.Background()
+	pool, done := exampleDB(ctx)
+	defer done()
+	fake := stackfake.New(stackfake.Options{Seed: 1})
+	defer fake.Close()
+	users := fake.Seed(5)
+	acme := fake.CreateOrganization(users[0]) // the creator joins silently, as in Stack Auth
+	fake.AddMember(acme, users[1], "")
+	fake.CreateOrganization(users[2])
+
+	eng, err := engine.New(ctx, pool, engine.Config{
+		Providers:     []engine.Provider{{Client: stackClient(fake)}},
+		Organizations: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer startRiver(ctx, pool, eng)()
+
+	b, err := eng.StartBackfill(ctx, "stackauth")
+	if err != nil {
+		log.Fatal(err)
+	}
+	run, err := b.Wait(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	orgs := b.OrganizationsRun()
+	fmt.Printf("users run %s: %d listed; organizations run %s: %d listed\n", run.Status, run.Listed, orgs.Status, orgs.Listed)
+
+	var members int
+	if err := pool.QueryRow(ctx, `SELECT count(*)
+		FROM neon_identity.memberships_sync m
+		JOIN neon_identity.users_sync u ON u.id = m.user_id
+		WHERE m.organization_id = $1 AND m.deleted_at IS NULL AND u.deleted_at IS NULL`, acme).Scan(&members); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("the first organization has %d members\n", members)
+	// Output:
+	// users run completed: 5 listed; organizations run completed: 2 listed
+	// the first organization has 2 members
+}

@@ -85,14 +85,25 @@ func (e *Engine) ConfirmHeld(ctx context.Context, prov string, runID int64) (Con
 	if err != nil {
 		return Confirmed{}, err
 	}
+	// The users marked deleted leave their organizations too; a fresh sync
+	// of each organization follows (as a resync, below).
+	var orgResyncs []string
+	if b.Orgs != nil {
+		if orgResyncs, _, err = b.Orgs.DeleteUserMemberships(ctx, tx, res.DeletedIDs, hr.StartedAt); err != nil {
+			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: %w", prov, hr.ID, err)
+		}
+	}
 	// Users written while the run listed cannot be ordered against it: a
 	// fresh sync decides whether they still exist (as at a run's end).
-	if len(res.Resync) > 0 {
+	if len(res.Resync) > 0 || len(orgResyncs) > 0 {
 		client, err := river.NewClient(riverpgxv5.New(e.pool), &river.Config{Schema: e.cfg.RiverSchema, SkipUnknownJobCheck: true})
 		if err != nil {
 			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: river client: %w", prov, hr.ID, err)
 		}
 		if err := jobs.EnqueueResyncs(ctx, tx, client, prov, res.Resync); err != nil {
+			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: %w", prov, hr.ID, err)
+		}
+		if err := jobs.EnqueueOrganizationResyncs(ctx, tx, client, prov, orgResyncs); err != nil {
 			return Confirmed{}, fmt.Errorf("confirm deletions of %s run %d: %w", prov, hr.ID, err)
 		}
 	}
@@ -163,6 +174,13 @@ func (e *Engine) ResumeDeletions(ctx context.Context, prov string) (resumed bool
 	woken, err = e.store.Jobs.WakePaused(ctx, e.pool, jobs.KindSyncUser, jobs.SyncQueue(prov))
 	if err != nil {
 		return true, 0, fmt.Errorf("resume deletions of %s: %w", prov, err)
+	}
+	if e.cfg.Organizations {
+		n, err := e.store.Jobs.WakePaused(ctx, e.pool, jobs.KindSyncOrganization, jobs.SyncQueue(prov))
+		if err != nil {
+			return true, woken, fmt.Errorf("resume deletions of %s: %w", prov, err)
+		}
+		woken += n
 	}
 	e.logger.Warn("deletions by sync jobs resumed by an operator", "provider", prov, "woken_jobs", woken)
 	return true, woken, nil

@@ -191,3 +191,37 @@ func TestEnqueueResyncsAreNotUnique(t *testing.T) {
 		t.Errorf("resync metadata %s and %s: want only the second to carry the deletion", got[1].raw, got[2].raw)
 	}
 }
+
+// Organization events coalesce into one sync_organization job per
+// organization; an organization's deletion event marks its job to expect
+// a deletion, and membership events that trail it do not unmark it.
+func TestEnqueueOrganizationSyncsLastEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnqueuer(t)
+	enqueue := func(refs ...jobs.OrgRef) {
+		t.Helper()
+		if err := pgx.BeginFunc(t.Context(), e.pool, func(tx pgx.Tx) error {
+			_, err := jobs.EnqueueOrganizationSyncs(t.Context(), tx, e.client, "usersync", refs)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lastEvent := func(org string) (n int, last *string) {
+		t.Helper()
+		if err := e.pool.QueryRow(t.Context(), `SELECT count(*), max(metadata->>'usersync_last_event') FROM usersync.river_job
+			WHERE kind = 'sync_organization' AND args->>'organization_id' = $1`, org).Scan(&n, &last); err != nil {
+			t.Fatal(err)
+		}
+		return n, last
+	}
+	enqueue(jobs.OrgRef{Provider: "clerk", OrganizationID: "org_a"}, jobs.OrgRef{Provider: "clerk", OrganizationID: "org_b"})
+	enqueue(jobs.OrgRef{Provider: "clerk", OrganizationID: "org_a", Deleted: true}, jobs.OrgRef{Provider: "clerk", OrganizationID: "org_a"})
+	enqueue(jobs.OrgRef{Provider: "clerk", OrganizationID: "org_a"}, jobs.OrgRef{Provider: "clerk", OrganizationID: "org_b"})
+	if n, last := lastEvent("org_a"); n != 1 || last == nil || *last != jobs.LastEventDeleted {
+		t.Errorf("org_a: %d jobs, last event %v; want 1 job expecting a deletion", n, last)
+	}
+	if n, last := lastEvent("org_b"); n != 1 || last != nil {
+		t.Errorf("org_b: %d jobs, last event %v; want 1 job, no deletion", n, last)
+	}
+}

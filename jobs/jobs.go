@@ -104,8 +104,8 @@ type UserRef struct {
 	// provider to answer not-found.
 	Deleted bool
 	// OrganizationID, when set, makes the ref an organization's: it asks
-	// for a sync_organization job (EnqueueRefs), and UserID and Deleted are
-	// not used.
+	// for a sync_organization job (EnqueueRefs), UserID is not used, and
+	// Deleted says the event was the organization's deletion.
 	OrganizationID string
 }
 
@@ -118,7 +118,7 @@ func EnqueueRefs(ctx context.Context, tx pgx.Tx, ins Inserter, riverSchema strin
 	var orgs []OrgRef
 	for _, r := range refs {
 		if r.OrganizationID != "" {
-			orgs = append(orgs, OrgRef{Provider: r.Provider, OrganizationID: r.OrganizationID})
+			orgs = append(orgs, OrgRef{Provider: r.Provider, OrganizationID: r.OrganizationID, Deleted: r.Deleted})
 		} else {
 			users = append(users, r)
 		}

@@ -70,6 +70,10 @@ func (a BackfillOrganizationsArgs) InsertOpts() river.InsertOpts {
 type OrgRef struct {
 	Provider       string
 	OrganizationID string
+	// Deleted says the event was the organization's deletion: the job's
+	// metadata records it (LastEventKey), so that its sync expects the
+	// provider to answer not-found.
+	Deleted bool
 }
 
 // EnqueueOrganizationSyncs enqueues a sync_organization job for each
@@ -77,21 +81,48 @@ type OrgRef struct {
 // organization whose job is already running gets that job marked dirty
 // (DirtyKey) instead. It returns how many jobs it marked.
 func EnqueueOrganizationSyncs(ctx context.Context, tx pgx.Tx, ins Inserter, riverSchema string, refs []OrgRef) (marked int, err error) {
-	refs = slices.Clone(refs)
-	slices.SortFunc(refs, func(a, b OrgRef) int {
+	// A deletion event among an organization's events makes its job
+	// expect a deletion, whatever follows: an organization's id is never
+	// reused, and membership events often trail its deletion.
+	last := map[OrgRef]bool{}
+	var uniq []OrgRef
+	for _, r := range refs {
+		k := OrgRef{Provider: r.Provider, OrganizationID: r.OrganizationID}
+		if _, ok := last[k]; !ok {
+			uniq = append(uniq, k)
+		}
+		last[k] = last[k] || r.Deleted
+	}
+	slices.SortFunc(uniq, func(a, b OrgRef) int {
 		return cmp.Or(cmp.Compare(a.Provider, b.Provider), cmp.Compare(a.OrganizationID, b.OrganizationID))
 	})
-	refs = slices.Compact(refs)
-	if len(refs) == 0 {
+	if len(uniq) == 0 {
 		return 0, nil
 	}
-	params := make([]river.InsertManyParams, len(refs))
-	for i, r := range refs {
-		params[i] = river.InsertManyParams{Args: SyncOrganizationArgs(r)}
+	params := make([]river.InsertManyParams, len(uniq))
+	asUsers := make([]UserRef, len(uniq))
+	for i, r := range uniq {
+		params[i] = river.InsertManyParams{Args: SyncOrganizationArgs{Provider: r.Provider, OrganizationID: r.OrganizationID}}
+		if last[r] {
+			params[i].InsertOpts = &river.InsertOpts{Metadata: deletedMetadata}
+		}
+		asUsers[i] = UserRef{Provider: r.Provider, UserID: r.OrganizationID, Deleted: last[r]}
 	}
 	res, err := ins.InsertManyTx(ctx, tx, params)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %d sync_organization jobs: %w", len(params), err)
+	}
+	// Jobs that events coalesced into are marked only to expect a
+	// deletion, never back.
+	var delRefs []UserRef
+	var delRes []*rivertype.JobInsertResult
+	for i, r := range res {
+		if i < len(asUsers) && asUsers[i].Deleted {
+			delRefs, delRes = append(delRefs, asUsers[i]), append(delRes, r)
+		}
+	}
+	if err := markLastEvent(ctx, tx, riverSchema, delRefs, delRes); err != nil {
+		return 0, err
 	}
 	var running []int64
 	for _, r := range res {

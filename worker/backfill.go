@@ -241,6 +241,10 @@ func (w *BackfillPageWorker) finish(ctx context.Context, tx pgx.Tx, rs store.Run
 	if err != nil {
 		return nil, 0, err
 	}
+	// The users inferred deleted leave their organizations too.
+	if err := deleteUserMemberships(ctx, tx, b, del.DeletedIDs, r.StartedAt); err != nil {
+		return nil, 0, fmt.Errorf("backfill %s run %d: %w", prov, r.ID, err)
+	}
 	// Users written while the run listed cannot be ordered against it: a
 	// fresh sync decides whether they still exist.
 	if len(del.Resync) > 0 {

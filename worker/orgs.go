@@ -153,14 +153,40 @@ func (w *SyncOrganizationWorker) Work(ctx context.Context, job *river.Job[jobs.S
 	}
 	// An event arrived while this job ran: enqueue another sync, before
 	// the write locks the organization's state row (see SyncUserWorker).
+	deletedEvent := jobs.LastEventWasDeletion(done.Metadata)
 	if jobs.DirtySince(done.Metadata, token) {
 		client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 		if err == nil {
 			_, err = jobs.EnqueueOrganizationSyncs(ctx, tx, client, b.Orgs.Schemas().River,
-				[]jobs.OrgRef{{Provider: a.Provider, OrganizationID: a.OrganizationID}})
+				[]jobs.OrgRef{{Provider: a.Provider, OrganizationID: a.OrganizationID, Deleted: deletedEvent}})
 		}
 		if err != nil {
 			return fmt.Errorf("sync organization %s: re-enqueue: %w", a.OrganizationID, err)
+		}
+	}
+	// The sync path's deletion breaker, shared with sync_user: a not-found
+	// that was not announced by the organization's deletion event, and
+	// that would delete a live row, counts; past the limit, deletions wait.
+	switch {
+	case set.Org == nil && !deletedEvent:
+		ok, err := b.Orgs.HasLiveRow(ctx, tx, a.OrganizationID)
+		if err == nil && ok {
+			ok, err = b.Store.CountUnexpectedNotFound(ctx, tx, DeleteGuardMinRows)
+		} else if err == nil {
+			ok = true
+		}
+		if err != nil {
+			w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+			return fmt.Errorf("sync organization %s: %w", a.OrganizationID, err)
+		}
+		if !ok {
+			_ = tx.Rollback(ctx)
+			return w.holdDeletion(ctx, b, job)
+		}
+	case set.Org != nil:
+		if err := b.Store.ResetUnexpectedNotFound(ctx, tx); err != nil {
+			w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
+			return fmt.Errorf("sync organization %s: %w", a.OrganizationID, err)
 		}
 	}
 	res, err := b.Orgs.Write(ctx, tx, []store.OrgSet{set}, token, nil)
@@ -188,6 +214,28 @@ func (w *SyncOrganizationWorker) Work(ctx context.Context, job *river.Job[jobs.S
 		o.OrganizationSynced(a.Provider, outcome, time.Since(job.CreatedAt))
 	}
 	return nil
+}
+
+// holdDeletion is SyncUserWorker.holdDeletion for an organization.
+func (w *SyncOrganizationWorker) holdDeletion(ctx context.Context, b *Binding, job *river.Job[jobs.SyncOrganizationArgs]) error {
+	a := job.Args
+	paused, err := b.Store.PauseDeletions(ctx, w.deps.DB, "organization "+a.OrganizationID, job.ID)
+	if err != nil {
+		return err
+	}
+	if paused {
+		w.deps.Logger.Error("deletions by sync paused: too many users or organizations in a row were not found at the provider although their latest event was not a deletion; "+
+			"check the provider's API URL and credentials, then resume deletions",
+			"provider", a.Provider, "organization_id", a.OrganizationID, "limit", DeleteGuardMinRows,
+			"resume", "usersync backfill --resume-deletions --provider "+a.Provider)
+	} else {
+		w.deps.Logger.Warn("organization not found at the provider, but deletions by sync are paused: the sync waits",
+			"provider", a.Provider, "organization_id", a.OrganizationID)
+	}
+	if g, ok := w.deps.Observer.(GuardObserver); ok {
+		g.DeletionsPaused(a.Provider)
+	}
+	return river.JobSnooze(pausedSnooze(snoozes(job.Metadata)))
 }
 
 func (w *SyncOrganizationWorker) failed(job *river.Job[jobs.SyncOrganizationArgs], err error) error {
@@ -223,11 +271,11 @@ func enqueueOrgResyncs(ctx context.Context, tx pgx.Tx, prov string, ids []string
 // deleteUserMemberships is the organizations' side of a user's deletion
 // (in the deleting transaction): the user's memberships are marked deleted
 // and each organization they belonged to is synced again.
-func deleteUserMemberships(ctx context.Context, tx pgx.Tx, b *Binding, userID string, token time.Time) error {
-	if b.Orgs == nil {
+func deleteUserMemberships(ctx context.Context, tx pgx.Tx, b *Binding, userIDs []string, token time.Time) error {
+	if b.Orgs == nil || len(userIDs) == 0 {
 		return nil
 	}
-	orgIDs, _, err := b.Orgs.DeleteUserMemberships(ctx, tx, userID, token)
+	orgIDs, _, err := b.Orgs.DeleteUserMemberships(ctx, tx, userIDs, token)
 	if err != nil {
 		return err
 	}

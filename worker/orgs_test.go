@@ -156,14 +156,20 @@ func newOrgUnit(t *testing.T, hard bool, pageSize int) *orgUnit {
 	mem := newMemOrgs(pageSize)
 	p := orgProvider{Provider: fake.Provider(), memOrgs: mem}
 	u := newUnit(t, p, hard)
-	plan := migrate.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: schemaSQL(), Organizations: true}
-	if err := migrate.Run(t.Context(), u.pool, plan, discard()); err != nil {
-		t.Fatal(err)
-	}
+	migrateOrganizations(t, u)
 	orgs := store.NewOrgs(store.OrgsConfig{Provider: "stackauth", InternalSchema: "usersync", Schema: "neon_identity",
 		OrganizationsChannel: "neon_identity_organizations_sync", MembershipsChannel: "neon_identity_memberships_sync", HardDelete: hard})
 	u.deps.Bindings["stackauth"].Orgs = orgs
 	return &orgUnit{unit: u, orgs: orgs, mem: mem, fake: fake}
+}
+
+// migrateOrganizations migrates u's database with organizations on.
+func migrateOrganizations(t *testing.T, u *unit) {
+	t.Helper()
+	plan := migrate.Plan{InternalSchema: "usersync", TargetSchemas: []string{"neon_identity"}, SchemaSQL: schemaSQL(), Organizations: true}
+	if err := migrate.Run(t.Context(), u.pool, plan, discard()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (u *orgUnit) orgSyncWorker(tx pgx.Tx) *rivertest.Worker[jobs.SyncOrganizationArgs, pgx.Tx] {
@@ -749,5 +755,121 @@ func TestMigrateOrganizationTables(t *testing.T) {
 	}
 	if err := migrate.Check(ctx, pool, plan); err != nil {
 		t.Fatalf("check after migrate: %v", err)
+	}
+	// A users run and an organizations run of one provider may run at
+	// once, also while migrate runs again; two of one kind may not.
+	if _, err := pool.Exec(ctx, `INSERT INTO usersync.backfill_run (provider, status, started_at, kind)
+		VALUES ('stackauth', 'running', now(), 'users'), ('stackauth', 'running', now(), 'organizations')`); err != nil {
+		t.Fatalf("a users run beside an organizations run: %v", err)
+	}
+	if err := migrate.Run(ctx, pool, plan, discard()); err != nil {
+		t.Fatalf("migrate with both kinds running: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO usersync.backfill_run (provider, status, started_at, kind)
+		VALUES ('stackauth', 'running', now(), 'organizations')`); err == nil {
+		t.Fatal("two organizations runs of one provider running at once")
+	}
+}
+
+// prune_user_state also removes the recorded deletions of organizations
+// without a row (ids the provider never had) past the horizon, and keeps
+// the state of a soft-deleted organization whose row remains.
+func TestPruneRemovesOrganizationTombstones(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.mem.put("org_deleted", "x")
+	tx := u.begin()
+	u.syncOrg(tx, "org_deleted", nil)
+	u.mem.remove("org_deleted")
+	u.syncOrg(tx, "org_deleted", nil)
+	u.syncOrg(tx, "org_never", nil)
+	if err := tx.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, exists := orgName(t, u.pool, "org_never"); exists {
+		t.Fatal("an organization the provider never had got a row")
+	}
+	const horizon = 10 * time.Millisecond
+	for count(t, u.pool, `SELECT count(*) FROM usersync.organization_state WHERE fetched_until > clock_timestamp() - $1::interval`, horizon) > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	state := `SELECT count(*) FROM usersync.organization_state WHERE organization_id = $1`
+	tx = u.begin()
+	u.deps.TombstoneHorizon = horizon
+	res, err := u.pruneWorker(tx).Work(t.Context(), t, tx, jobs.PruneUserStateArgs{Provider: "stackauth"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+	if n := count(t, tx, state, "org_never"); n != 0 {
+		t.Errorf("the tombstone of an organization without a row survived the horizon")
+	}
+	if n := count(t, tx, state, "org_deleted"); n != 1 {
+		t.Errorf("a soft-deleted organization's state was pruned with its row still there")
+	}
+}
+
+// A user that a complete users run infers deleted leaves every
+// organization in the same transaction.
+func TestUserInferredDeletedLeavesOrganizations(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.fake.CreateUser()
+	tx := u.begin()
+	u.seedRows(tx, "ghost-a")
+	raw := json.RawMessage(`{"user_id":"ghost-a"}`)
+	if _, err := u.orgs.Write(t.Context(), tx, []store.OrgSet{{ID: "org_1", Org: &provider.Organization{ID: "org_1", Raw: json.RawMessage(`{"id":"org_1"}`)},
+		Memberships: []provider.Membership{{OrganizationID: "org_1", UserID: "ghost-a", Raw: raw}}}}, time.Now().Add(-time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	u.backfill(tx, jobs.BackfillPageArgs{Provider: "stackauth", Force: true}, nil)
+	if r := u.latestRun(tx); r.Status != store.RunCompleted || r.Deleted != 1 {
+		t.Fatalf("users run %s, %d deleted; want completed, 1", r.Status, r.Deleted)
+	}
+	if got := liveMembers(t, tx, "org_1"); len(got) != 0 {
+		t.Fatalf("live members %v after their user was inferred deleted, want none", got)
+	}
+	if n := waitingOrgSyncs(t, tx, "org_1"); n != 1 {
+		t.Errorf("%d syncs of the organization enqueued, want 1", n)
+	}
+}
+
+// The sync path's deletion breaker covers organizations: once the
+// provider's unexpected not-found answers reached the limit, an
+// organization not found without its deletion event is not deleted (the
+// job waits); after the organization's deletion event it is.
+func TestSyncOrganizationDeletionBreaker(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	for _, org := range []string{"org_1", "org_2"} {
+		u.mem.put(org, org)
+		u.mem.addMember(org, "u1", "member")
+	}
+	tx := u.begin()
+	u.syncOrg(tx, "org_1", nil)
+	u.syncOrg(tx, "org_2", nil)
+	u.mem.remove("org_1")
+	u.mem.remove("org_2")
+	if _, err := tx.Exec(t.Context(), `INSERT INTO usersync.deletion_breaker (provider, unexpected_not_found) VALUES ('stackauth', $1)`,
+		worker.DeleteGuardMinRows); err != nil {
+		t.Fatal(err)
+	}
+	res, err := u.orgSyncWorker(tx).Work(t.Context(), t, tx, jobs.SyncOrganizationArgs{Provider: "stackauth", OrganizationID: "org_1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, res, river.EventKindJobSnoozed, rivertype.JobStateScheduled)
+	if _, deleted, _ := orgName(t, tx, "org_1"); deleted {
+		t.Fatal("an unexpected not-found past the breaker's limit deleted the organization")
+	}
+	if n := count(t, tx, `SELECT count(*) FROM usersync.deletion_breaker WHERE paused_at IS NOT NULL`); n != 1 {
+		t.Fatal("deletions were not paused")
+	}
+	u.syncOrg(tx, "org_2", deletedEvent)
+	if _, deleted, _ := orgName(t, tx, "org_2"); !deleted {
+		t.Fatal("the organization's own deletion event did not let its not-found delete it")
+	}
+	if got := liveMembers(t, tx, "org_2"); len(got) != 0 {
+		t.Fatalf("live members %v of a deleted organization", got)
 	}
 }

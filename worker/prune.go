@@ -10,7 +10,8 @@ import (
 
 // PruneUserStateWorker works prune_user_state jobs: it removes the
 // tombstones of one provider that are older than Deps.TombstoneHorizon
-// (see Store.Prune).
+// (see Store.Prune), and, with organizations on, those of its
+// organizations (store.Orgs.Prune).
 type PruneUserStateWorker struct {
 	river.WorkerDefaults[jobs.PruneUserStateArgs]
 	deps Deps
@@ -32,6 +33,15 @@ func (w *PruneUserStateWorker) Work(ctx context.Context, job *river.Job[jobs.Pru
 	}
 	if n > 0 {
 		w.deps.Logger.Info("removed the state of deleted or never-existing users without a row", "provider", job.Args.Provider, "count", n)
+	}
+	if b.Orgs != nil {
+		n, err := b.Orgs.Prune(ctx, w.deps.DB, horizon)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			w.deps.Logger.Info("removed the state of deleted or never-existing organizations without a row", "provider", job.Args.Provider, "count", n)
+		}
 	}
 	return nil
 }

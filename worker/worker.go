@@ -224,7 +224,7 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	}
 	if err == nil && (gone || excluded) && res.Stale == 0 {
 		// The user is gone (or left out): so are their memberships.
-		err = deleteUserMemberships(ctx, tx, b, a.UserID, token)
+		err = deleteUserMemberships(ctx, tx, b, []string{a.UserID}, token)
 	}
 	if err != nil {
 		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)

@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS backfill_run (
   started_by_job bigint,   -- the backfill_page job that started the run
   last_error   text
 );
-CREATE UNIQUE INDEX IF NOT EXISTS backfill_run_one_running ON backfill_run (provider) WHERE status = 'running';
+-- (At most one running run per provider and kind: backfill_run_one_running_kind, version 4.)
 CREATE INDEX IF NOT EXISTS backfill_run_provider_idx ON backfill_run (provider, id DESC);
 
 -- What an operator asks first, per provider (usersync status).
@@ -159,5 +159,6 @@ CREATE INDEX IF NOT EXISTS organization_state_tombstone_idx ON organization_stat
 ALTER TABLE backfill_run ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'users';
 ALTER TABLE backfill_run ADD COLUMN IF NOT EXISTS users_run bigint;
 CREATE UNIQUE INDEX IF NOT EXISTS backfill_run_one_running_kind ON backfill_run (provider, kind) WHERE status = 'running';
+-- versions 1 to 3: one running run per provider
 DROP INDEX IF EXISTS backfill_run_one_running;
 CREATE INDEX IF NOT EXISTS backfill_run_users_run_idx ON backfill_run (users_run) WHERE users_run IS NOT NULL;

@@ -39,7 +39,7 @@ type OrgsConfig struct {
 type Orgs struct {
 	OrgsConfig
 	stateSQL, upsertOrgSQL, membersSQL, deleteOrgsSQL, deleteAllMembersSQL string
-	userStateSQL, userMembersSQL, inferSQL, inferableSQL                   string
+	userStateSQL, userMembersSQL, inferSQL, inferableSQL, pruneSQL         string
 }
 
 // OrgSet is one organization as one fetch read it: the organization and
@@ -146,26 +146,26 @@ SELECT d.user_id, 'delete', %[2]s FROM d`, mems, notifyExpr("$2", "d.organizatio
 	// organizations the user belongs to are locked (in a stable order) and
 	// moved past this write: a membership-set write whose fetch began
 	// before it cannot be ordered against it, and is not applied (a fresh
-	// sync decides). $1 provider, $2 user id, $3 fetch token.
+	// sync decides). $1 provider, $2 user ids, $3 fetch token.
 	s.userStateSQL = fmt.Sprintf(`WITH o AS (
   SELECT s.organization_id FROM %[1]s.organization_state s
   WHERE s.provider = $1 AND s.organization_id IN (
-    SELECT m.organization_id FROM %[2]s m WHERE m.user_id = $2 AND m.deleted_at IS NULL)
+    SELECT m.organization_id FROM %[2]s m WHERE m.user_id = ANY($2::text[]) AND m.deleted_at IS NULL)
   ORDER BY s.organization_id FOR UPDATE
 )
 UPDATE %[1]s.organization_state s SET fetched_at = greatest(s.fetched_at, $3), fetched_until = now(),
   p_updated_at = NULL, content_hash = NULL, verdict = 'applied'
 FROM o WHERE s.provider = $1 AND s.organization_id = o.organization_id
 RETURNING s.organization_id`, is, mems)
-	// $1 user id, $2 organization ids, $3 channel.
+	// $1 user ids, $2 organization ids, $3 channel.
 	memNotify := notifyExpr("$3", "d.organization_id || ':' || d.user_id", "'delete'")
 	if s.HardDelete {
-		s.userMembersSQL = fmt.Sprintf(`WITH d AS (DELETE FROM %[1]s m WHERE m.user_id = $1 AND m.organization_id = ANY($2::text[])
+		s.userMembersSQL = fmt.Sprintf(`WITH d AS (DELETE FROM %[1]s m WHERE m.user_id = ANY($1::text[]) AND m.organization_id = ANY($2::text[])
   RETURNING m.organization_id, m.user_id)
 SELECT d.organization_id, 'delete', %[2]s FROM d`, mems, memNotify)
 	} else {
 		s.userMembersSQL = fmt.Sprintf(`WITH d AS (UPDATE %[1]s m SET deleted_at = now(), updated_at = now()
-  WHERE m.user_id = $1 AND m.organization_id = ANY($2::text[]) AND m.deleted_at IS NULL
+  WHERE m.user_id = ANY($1::text[]) AND m.organization_id = ANY($2::text[]) AND m.deleted_at IS NULL
   RETURNING m.organization_id, m.user_id)
 SELECT d.organization_id, 'delete', %[2]s FROM d`, mems, memNotify)
 	}
@@ -187,6 +187,22 @@ SELECT d.organization_id, 'delete', %[2]s FROM d`, mems, memNotify)
 SELECT organization_id, 'delete' FROM st
 UNION ALL
 SELECT organization_id, 'resync' FROM gone WHERE NOT gone.newer`, is)
+	// Tombstone cleanup, as Users.Prune: $1 provider, $2 horizon in
+	// seconds, $3 batch size.
+	s.pruneSQL = fmt.Sprintf(`WITH c AS (
+  SELECT s.organization_id, EXISTS (SELECT 1 FROM %[2]s o WHERE o.id = s.organization_id) AS has_row
+  FROM %[1]s.organization_state s
+  WHERE s.provider = $1 AND s.tombstone AND s.fetched_until < now() - make_interval(secs => $2)
+  ORDER BY s.fetched_until LIMIT $3
+  FOR UPDATE OF s SKIP LOCKED
+), del AS (
+  DELETE FROM %[1]s.organization_state s USING c
+  WHERE s.provider = $1 AND s.organization_id = c.organization_id AND NOT c.has_row RETURNING 1
+), kept AS (
+  UPDATE %[1]s.organization_state s SET tombstone = false FROM c
+  WHERE s.provider = $1 AND s.organization_id = c.organization_id AND c.has_row RETURNING 1
+)
+SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM kept)`, is, orgs)
 	s.inferableSQL = fmt.Sprintf(`SELECT
   (SELECT count(*) FROM %[2]s o WHERE o.deleted_at IS NULL),
   (SELECT count(*) FROM %[1]s.organization_state s JOIN %[2]s o ON o.id = s.organization_id
@@ -352,26 +368,29 @@ func canonical(raw json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(v)
 }
 
-// DeleteUserMemberships marks every live membership of userID deleted
+// DeleteUserMemberships marks every live membership of the users deleted
 // (removes them in hard mode), the provider having said, in a fetch begun
-// at token, that the user does not exist. It returns the organizations
-// whose memberships it changed: their membership sets were rewritten under
-// their states' order, so the caller enqueues a fresh sync of each.
-func (s *Orgs) DeleteUserMemberships(ctx context.Context, tx pgx.Tx, userID string, token time.Time) ([]string, Result, error) {
+// at token, that they do not exist. It returns the organizations whose
+// memberships it changed: their membership sets were rewritten under their
+// states' order, so the caller enqueues a fresh sync of each.
+func (s *Orgs) DeleteUserMemberships(ctx context.Context, tx pgx.Tx, userIDs []string, token time.Time) ([]string, Result, error) {
 	var r Result
-	rows, err := tx.Query(ctx, s.userStateSQL, s.Provider, userID, token)
+	if len(userIDs) == 0 {
+		return nil, r, nil
+	}
+	rows, err := tx.Query(ctx, s.userStateSQL, s.Provider, userIDs, token)
 	if err != nil {
-		return nil, r, fmt.Errorf("memberships of deleted user %s: %w", userID, err)
+		return nil, r, fmt.Errorf("memberships of %d deleted users: %w", len(userIDs), err)
 	}
 	orgIDs, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, r, fmt.Errorf("memberships of deleted user %s: %w", userID, err)
+		return nil, r, fmt.Errorf("memberships of %d deleted users: %w", len(userIDs), err)
 	}
 	if len(orgIDs) == 0 {
 		return nil, r, nil
 	}
-	if err := addRows(tx.Query(ctx, s.userMembersSQL, userID, orgIDs, s.MembershipsChannel))(&r); err != nil {
-		return nil, r, fmt.Errorf("memberships of deleted user %s: %w", userID, err)
+	if err := addRows(tx.Query(ctx, s.userMembersSQL, userIDs, orgIDs, s.MembershipsChannel))(&r); err != nil {
+		return nil, r, fmt.Errorf("memberships of %d deleted users: %w", len(userIDs), err)
 	}
 	slices.Sort(orgIDs)
 	return orgIDs, r, nil
@@ -435,4 +454,37 @@ func CountOrganizations(ctx context.Context, db DB, schema string) (live, delete
 		return 0, 0, 0, fmt.Errorf("count organizations in %s: %w", schema, err)
 	}
 	return live, deleted, memberships, nil
+}
+
+// Prune removes the state rows of organization deletions recorded more
+// than horizon ago for organizations without an organizations_sync row
+// (ids the provider never had, hard-deleted organizations), and unmarks
+// those of organizations that have one, so that per-organization state is
+// kept only for organizations the provider has or had. It returns how many
+// rows it removed.
+func (s *Orgs) Prune(ctx context.Context, db interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}, horizon time.Duration) (int64, error) {
+	var removed int64
+	for {
+		var del, kept int64
+		if err := db.QueryRow(ctx, s.pruneSQL, s.Provider, horizon.Seconds(), pruneBatch).Scan(&del, &kept); err != nil {
+			return removed, fmt.Errorf("prune organization_state of %s: %w", s.Provider, err)
+		}
+		removed += del
+		if del+kept < pruneBatch {
+			return removed, nil
+		}
+	}
+}
+
+// HasLiveRow reports whether organizations_sync has a live (not deleted)
+// row for id: only then can a not-found delete anything.
+func (s *Orgs) HasLiveRow(ctx context.Context, tx pgx.Tx, id string) (bool, error) {
+	var ok bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+pgx.Identifier{s.Schema, "organizations_sync"}.Sanitize()+
+		` WHERE id = $1 AND deleted_at IS NULL)`, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("deletion breaker of %s: look up organization %s: %w", s.Provider, id, err)
+	}
+	return ok, nil
 }

@@ -309,6 +309,8 @@ type Result struct {
 	// stored data (their fetches overlapped and the provider gave nothing
 	// to order them by): it was not applied, and they need another sync.
 	Resync []string
+	// DeletedIDs lists the rows counted in Deleted (users_sync writes).
+	DeletedIDs []string
 }
 
 // Changed is the number of rows that changed.
@@ -329,6 +331,7 @@ func collect(rows pgx.Rows) (Result, error) {
 			r.Updated++
 		case "delete":
 			r.Deleted++
+			r.DeletedIDs = append(r.DeletedIDs, id)
 		case "stale":
 			r.Stale++
 		case "resync":

@@ -169,7 +169,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ev.Kind.IsOrganization() {
 		// Every organization and membership event asks for the whole
 		// organization to be read again: fetch, don't trust payloads.
-		ref = jobs.UserRef{Provider: name, OrganizationID: ev.OrganizationID}
+		ref = jobs.UserRef{Provider: name, OrganizationID: ev.OrganizationID, Deleted: ev.Kind == provider.EventOrganizationDeleted}
 	}
 	if err := h.committer.Submit(r.Context(), ref); err != nil {
 		h.obs().Webhook(name, evType, "unavailable")

@@ -129,7 +129,7 @@ func TestHandlerOrganizationEvents(t *testing.T) {
 					}
 					return
 				}
-				want := jobs.UserRef{Provider: "stub", OrganizationID: c.org}
+				want := jobs.UserRef{Provider: "stub", OrganizationID: c.org, Deleted: c.typ == "organization.deleted"}
 				if len(com.refs) != 1 || com.refs[0] != want || len(obs.got) != 1 || obs.got[0] != c.typ+" enqueued" {
 					t.Fatalf("organizations on: enqueued %+v, outcomes %v; want [%+v], [%s enqueued]", com.refs, obs.got, want, c.typ)
 				}
