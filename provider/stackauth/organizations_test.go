@@ -599,6 +599,10 @@ func TestParseOrganizationWebhooks(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrBadPayload", name, err)
 		}
 	}
+	b := []byte(bad["membership no user"])
+	if _, err := p.ParseWebhook(b, f.SignWebhook(b, time.Now())); err == nil || !strings.Contains(err.Error(), "team_membership.deleted: ") || !strings.Contains(err.Error(), "data.user_id") {
+		t.Errorf("error %v does not name the event type and the field", err)
+	}
 }
 
 // TestOrganizationsConcurrentUse: the fake and the client stay consistent

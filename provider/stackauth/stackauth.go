@@ -562,16 +562,6 @@ func (c *Client) ParseWebhook(body []byte, header http.Header) (provider.Event, 
 
 // parsePayload parses a verified webhook body.
 func parsePayload(body []byte) (provider.Event, error) {
-	if typ := gjson.GetBytes(body, "type"); typ.Type == gjson.String {
-		switch typ.Str {
-		case "team.created", "team.updated", "team.deleted", "team_membership.created", "team_membership.deleted":
-			ev, err := parseTeamEvent(body, typ.Str)
-			if err != nil {
-				return provider.Event{}, fmt.Errorf("stackauth: webhook: %s: %w", typ.Str, err)
-			}
-			return ev, nil
-		}
-	}
 	ev, err := provider.ParseUserEvent(body, "type", func(id string) error {
 		if !IsUUID(id) {
 			return fmt.Errorf("%w: user id (data.id) is not a UUID", provider.ErrBadPayload)
@@ -581,19 +571,31 @@ func parsePayload(body []byte) (provider.Event, error) {
 	if err != nil {
 		return provider.Event{}, fmt.Errorf("stackauth: webhook: %w", err)
 	}
+	if ev.Kind == provider.EventIgnored {
+		// Team events: ParseUserEvent has checked the body (a JSON object
+		// with a string type) and ignores them; read their ids here, off
+		// the user-event path.
+		switch ev.Type {
+		case "team.created", "team.updated", "team.deleted", "team_membership.created", "team_membership.deleted":
+			tev, err := parseTeamEvent(body, ev.Type)
+			if err != nil {
+				return provider.Event{}, fmt.Errorf("stackauth: webhook: %s: %w", ev.Type, err)
+			}
+			return tev, nil
+		}
+		return ev, nil
+	}
 	// Stack Auth's ids are UUIDs it compares without regard to case and
 	// always returns in lower case: normalise, so one user is one job key.
 	ev.UserID = strings.ToLower(ev.UserID)
 	return ev, nil
 }
 
-// parseTeamEvent parses a team.* or team_membership.* body: data is the
-// team object ({id} only for team.deleted) or {team_id, user_id}. Only the
-// ids are read; they must be UUIDs, and come back in lower case.
+// parseTeamEvent parses a team.* or team_membership.* body (valid JSON,
+// checked by the caller): data is the team object ({id} only for
+// team.deleted) or {team_id, user_id}. Only the ids are read; they must be
+// UUIDs, and come back in lower case.
 func parseTeamEvent(body []byte, typ string) (provider.Event, error) {
-	if !json.Valid(body) {
-		return provider.Event{}, fmt.Errorf("%w: body is not valid JSON", provider.ErrBadPayload)
-	}
 	data := gjson.GetBytes(body, "data")
 	switch {
 	case !data.Exists():
