@@ -106,8 +106,10 @@ type Config struct {
 	// HardDelete deletes the rows of deleted users instead of setting
 	// deleted_at.
 	HardDelete bool
-	// Redact lists users_sync columns written as NULL (personal data the
-	// application does not want copied).
+	// Redact lists top-level raw_json keys dropped before rows are stored
+	// (personal data the application does not want copied), in users_sync
+	// and, with Organizations, in organizations_sync and memberships_sync;
+	// the other columns are still derived from the full objects.
 	Redact []string
 	// ExcludeAnonymous keeps anonymous users out of users_sync.
 	ExcludeAnonymous bool
@@ -342,7 +344,7 @@ func (e *Engine) loadTargets(ctx context.Context) error {
 		}), ExcludeAnonymous: e.cfg.ExcludeAnonymous}
 		if e.cfg.Organizations {
 			oc := store.OrgsConfig{Provider: name, InternalSchema: e.cfg.InternalSchema, RiverSchema: e.cfg.RiverSchema,
-				Schema: p.Schema, HardDelete: e.cfg.HardDelete}
+				Schema: p.Schema, HardDelete: e.cfg.HardDelete, Redact: e.cfg.Redact}
 			if !p.DisableOrganizationNotify {
 				oc.OrganizationsChannel, oc.MembershipsChannel = p.Schema+"_organizations_sync", p.Schema+"_memberships_sync"
 			}

@@ -22,9 +22,13 @@ import (
 type Confirmed struct {
 	// RunID is the confirmed run.
 	RunID int64
-	// Deleted is how many users it marked deleted now; Held is how many the
-	// run would have deleted when it was held.
+	// Deleted is how many users (organizations) it marked deleted now;
+	// Held is how many the run would have deleted when it was held.
 	Deleted, Held int64
+	// Kind is the run's kind: RunUsers, or RunOrganizations (with
+	// Config.Organizations, a held organizations run is confirmed like a
+	// users run).
+	Kind RunKind
 }
 
 // ConfirmHeld applies the deletions of prov's current held backfill run
@@ -33,8 +37,10 @@ type Confirmed struct {
 // (users the run never listed and that were not written since it started),
 // so a user written since is kept; if more users would be deleted now than
 // the run held (rows that appeared since without a fetch), it refuses and
-// changes nothing. The database must be migrated and the users_sync tables
-// inspected (New on a migrated database, or Migrate).
+// changes nothing. With Config.Organizations, the provider's held
+// organizations run is confirmed the same way when runID names it, or when
+// runID is 0 and no users run is held. The database must be migrated and
+// the users_sync tables inspected (New on a migrated database, or Migrate).
 func (e *Engine) ConfirmHeld(ctx context.Context, prov string, runID int64) (Confirmed, error) {
 	e.mu.Lock()
 	b := e.bindings[prov]
@@ -67,7 +73,7 @@ func (e *Engine) ConfirmHeld(ctx context.Context, prov string, runID int64) (Con
 	if hr == nil {
 		return Confirmed{}, fmt.Errorf("%s has no held backfill run to confirm (a complete run may have replaced it; see 'usersync status')", prov)
 	}
-	c := Confirmed{RunID: hr.ID}
+	c := Confirmed{RunID: hr.ID, Kind: RunUsers}
 	if hr.HeldDeletions != nil {
 		c.Held = *hr.HeldDeletions
 	}
@@ -122,7 +128,7 @@ func (e *Engine) ConfirmHeld(ctx context.Context, prov string, runID int64) (Con
 // confirmHeldOrganizations is ConfirmHeld for held organizations run hr,
 // locked in tx.
 func (e *Engine) confirmHeldOrganizations(ctx context.Context, tx pgx.Tx, b *worker.Binding, prov string, hr *Run) (Confirmed, error) {
-	c := Confirmed{RunID: hr.ID}
+	c := Confirmed{RunID: hr.ID, Kind: RunOrganizations}
 	if hr.HeldDeletions != nil {
 		c.Held = *hr.HeldDeletions
 	}

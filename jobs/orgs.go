@@ -52,6 +52,11 @@ type BackfillOrganizationsArgs struct {
 	RunID      string `json:"run_id"`
 	Cursor     string `json:"cursor"`
 	UsersRunID int64  `json:"users_run_id,omitempty" river:"unique"`
+	// After, when set, is the last organization of the page at Cursor
+	// that the chain has written: the job writes the page's organizations
+	// after it (a page whose memberships take too long to read is written
+	// in parts).
+	After string `json:"after,omitempty"`
 }
 
 // Kind implements river.JobArgs.

@@ -19,6 +19,12 @@ import (
 // their memberships listed at once.
 const membershipFetchers = 8
 
+// DefaultOrganizationPageBudget is how long a backfill_organizations job
+// reads memberships before it writes what it has and leaves the rest of the
+// page to the next job (BackfillOrganizationsArgs.After): well within the
+// job timeout even when the provider's rate limit slows the reads down.
+const DefaultOrganizationPageBudget = 8 * time.Second
+
 // BackfillOrganizationsWorker works backfill_organizations jobs: one page
 // of a provider's organization list per job, each listed organization with
 // all its memberships, the chain's progress committed with each page.
@@ -66,18 +72,32 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		}
 	}
 
-	page, err := reader.ListOrganizations(ctx, a.Cursor)
+	listed := a.Cursor
+	page, err := reader.ListOrganizations(ctx, listed)
 	restarted := false
 	if errors.Is(err, provider.ErrCursorNotFound) && a.Cursor != "" {
 		// The cursor names an organization deleted since: list again from
 		// the start (unchanged rows are not rewritten); never end early.
 		log.Warn("organizations backfill cursor no longer resolves: listing again from the start")
-		page, err = reader.ListOrganizations(ctx, "")
+		listed = ""
+		page, err = reader.ListOrganizations(ctx, listed)
 		restarted = true
 	}
+	orgs := page.Organizations
+	if a.After != "" && !restarted {
+		// The part of the page after the organizations already written;
+		// if that one is gone, the whole page again.
+		for i, o := range orgs {
+			if o.ID == a.After {
+				orgs = orgs[i+1:]
+				break
+			}
+		}
+	}
 	var sets []store.OrgSet
+	whole := true
 	if err == nil {
-		sets, err = w.memberships(ctx, reader, page.Organizations)
+		sets, whole, err = w.memberships(ctx, reader, orgs)
 	}
 	if err != nil {
 		return w.failed(ctx, rs, job, r, err)
@@ -108,25 +128,30 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 	if err := enqueueOrgResyncs(ctx, tx, a.Provider, res.Resync); err != nil {
 		return fmt.Errorf("backfill organizations of %s run %d: %w", a.Provider, r.ID, err)
 	}
-	listed, err := rs.RecordPage(ctx, tx, r.ID, store.Page{Listed: len(sets), Written: res.Changed(), Next: page.Next, Restarted: restarted})
+	next := jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: strconv.FormatInt(r.ID, 10), Cursor: page.Next, UsersRunID: a.UsersRunID}
+	if !whole {
+		// The rest of this page, after the last organization written.
+		next.Cursor, next.After = listed, sets[len(sets)-1].ID
+	}
+	total, err := rs.RecordPage(ctx, tx, r.ID, store.Page{Listed: len(sets), Written: res.Changed(), Next: next.Cursor, Restarted: restarted})
 	if err != nil {
 		return fmt.Errorf("backfill organizations of %s: %w", a.Provider, err)
 	}
+	last := whole && page.Next == ""
 	var held *heldRun
 	deleted := 0
-	if page.Next != "" {
-		next := jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: strconv.FormatInt(r.ID, 10), Cursor: page.Next, UsersRunID: a.UsersRunID}
+	if !last {
 		if err := insertTx(ctx, tx, next); err != nil {
 			return fmt.Errorf("backfill organizations of %s run %d: enqueue next page: %w", a.Provider, r.ID, err)
 		}
-	} else if held, deleted, err = w.finish(ctx, tx, rs, b, r, listed); err != nil {
+	} else if held, deleted, err = w.finish(ctx, tx, rs, b, r, total); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("backfill organizations of %s run %d: commit: %w", a.Provider, r.ID, err)
 	}
 	if o, ok := w.deps.Observer.(OrganizationObserver); ok {
-		o.OrganizationBackfillPage(a.Provider, len(sets), res.Changed(), page.Next == "" && held == nil)
+		o.OrganizationBackfillPage(a.Provider, len(sets), res.Changed(), last && held == nil)
 	}
 	switch {
 	case held != nil:
@@ -137,47 +162,57 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		if g, ok := w.deps.Observer.(GuardObserver); ok {
 			g.BackfillHeld(a.Provider, held.would)
 		}
-	case page.Next == "":
+	case last:
 		log.Info("organizations backfill run complete", "run_id", r.ID, "deleted", deleted)
 	}
 	return nil
 }
 
 // memberships lists every membership of each organization, a few
-// organizations at a time.
-func (w *BackfillOrganizationsWorker) memberships(ctx context.Context, reader provider.Organizations, orgs []provider.Organization) ([]store.OrgSet, error) {
-	sets := make([]store.OrgSet, len(orgs))
-	errs := make([]error, len(orgs))
-	sem := make(chan struct{}, membershipFetchers)
-	var wg sync.WaitGroup
-	for i := range orgs {
-		o := orgs[i]
-		sets[i] = store.OrgSet{ID: o.ID, Org: &o}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			ms, err := listMemberships(ctx, reader, o.ID)
-			switch {
-			case errors.Is(err, provider.ErrOrganizationNotFound):
-				// Deleted since it was listed: the provider's word.
-				sets[i].Org = nil
-			case err != nil:
-				errs[i] = err
-			default:
-				sets[i].Memberships = ms
-			}
-		})
+// organizations at a time, in order, until the page budget has passed (at
+// least one batch; Deps.OrganizationPageBudget): it returns the sets of the organizations it read, a
+// prefix of orgs, and whether that is all of them.
+func (w *BackfillOrganizationsWorker) memberships(ctx context.Context, reader provider.Organizations, orgs []provider.Organization) ([]store.OrgSet, bool, error) {
+	start := time.Now()
+	budget := w.deps.OrganizationPageBudget
+	if budget <= 0 {
+		budget = DefaultOrganizationPageBudget
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		// One error is enough to classify (a 429 snoozes the page).
-		for _, e := range errs {
-			if e != nil {
-				return nil, e
+	sets := make([]store.OrgSet, 0, len(orgs))
+	for len(sets) < len(orgs) {
+		if len(sets) > 0 && time.Since(start) >= budget {
+			return sets, false, nil
+		}
+		batch := orgs[len(sets):min(len(sets)+membershipFetchers, len(orgs))]
+		got := make([]store.OrgSet, len(batch))
+		errs := make([]error, len(batch))
+		var wg sync.WaitGroup
+		for i := range batch {
+			o := batch[i]
+			got[i] = store.OrgSet{ID: o.ID, Org: &o}
+			wg.Go(func() {
+				ms, err := listMemberships(ctx, reader, o.ID)
+				switch {
+				case errors.Is(err, provider.ErrOrganizationNotFound):
+					// Deleted since it was listed: the provider's word.
+					got[i].Org = nil
+				case err != nil:
+					errs[i] = err
+				default:
+					got[i].Memberships = ms
+				}
+			})
+		}
+		wg.Wait()
+		// One error is enough to classify (a 429 snoozes the job).
+		for _, err := range errs {
+			if err != nil {
+				return nil, false, err
 			}
 		}
+		sets = append(sets, got...)
 	}
-	return sets, nil
+	return sets, true, nil
 }
 
 // failed is BackfillPageWorker.failed for an organizations page.

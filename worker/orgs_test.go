@@ -40,6 +40,9 @@ type memOrgs struct {
 	failLists int
 	// beforeFetch runs ahead of each FetchOrganization.
 	beforeFetch func(ctx context.Context)
+	// strictCursor: a cursor naming an organization that no longer exists
+	// does not resolve (as Stack Auth's cursors name a user).
+	strictCursor bool
 }
 
 func newMemOrgs(pageSize int) *memOrgs {
@@ -118,6 +121,9 @@ func (m *memOrgs) ListOrganizations(_ context.Context, cursor string) (provider.
 	if m.failLists > 0 {
 		m.failLists--
 		return provider.OrganizationPage{}, &provider.StatusError{StatusCode: 500}
+	}
+	if _, ok := m.orgs[cursor]; m.strictCursor && cursor != "" && !ok {
+		return provider.OrganizationPage{}, fmt.Errorf("cursor %s: %w", cursor, provider.ErrCursorNotFound)
 	}
 	orgs, next := page(m.orgs, cursor, m.pageSize)
 	return provider.OrganizationPage{Organizations: orgs, Next: next}, nil
@@ -871,5 +877,123 @@ func TestSyncOrganizationDeletionBreaker(t *testing.T) {
 	}
 	if got := liveMembers(t, tx, "org_2"); len(got) != 0 {
 		t.Fatalf("live members %v of a deleted organization", got)
+	}
+}
+
+// A run that would infer more organizations deleted than the guard allows
+// is held and deletes nothing.
+func TestBackfillOrganizationsOverTheGuardIsHeld(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.mem.put("org_kept", "x")
+	tx := u.begin()
+	gone := ghosts(worker.DeleteGuardMinRows + 1)
+	for _, id := range gone {
+		if _, err := u.orgs.Write(t.Context(), tx, []store.OrgSet{{ID: id, Org: &provider.Organization{ID: id, Raw: json.RawMessage(`{}`)}}},
+			time.Now().Add(-time.Hour), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	runs := u.orgRuns(tx)
+	r := runs[len(runs)-1]
+	if r.Status != store.RunHeld || r.HeldDeletions == nil || *r.HeldDeletions != int64(len(gone)) || r.Deleted != 0 {
+		t.Fatalf("run %s, held %v, deleted %d; want held with %d", r.Status, r.HeldDeletions, r.Deleted, len(gone))
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.organizations_sync WHERE deleted_at IS NULL`); n != len(gone)+1 {
+		t.Errorf("%d live organizations, want %d (nothing deleted)", n, len(gone)+1)
+	}
+}
+
+// A cursor that no longer resolves (the organization it names was deleted
+// between pages) lists again from the start: the run still completes, never
+// early, and infers the deleted organization.
+func TestBackfillOrganizationsLostCursorRestarts(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 2)
+	u.mem.strictCursor = true
+	for i := range 5 {
+		u.mem.put(fmt.Sprintf("org_%d", i), "x")
+	}
+	tx := u.begin()
+	if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, func(a jobs.BackfillOrganizationsArgs) {
+		if !removed {
+			removed = true
+			u.mem.remove(a.Cursor)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runs := u.orgRuns(tx)
+	r := runs[len(runs)-1]
+	// The run listed the organization before it was deleted: it is not
+	// this run's to infer, but the next one's.
+	if r.Status != store.RunCompleted || r.Restarts != 1 || r.Deleted != 0 {
+		t.Fatalf("run %s, %d restarts, %d deleted; want completed, 1, 0", r.Status, r.Restarts, r.Deleted)
+	}
+	if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.organizations_sync WHERE deleted_at IS NULL`); n != 4 {
+		t.Errorf("%d live organizations after the next run, want 4", n)
+	}
+}
+
+// A page whose memberships take longer than the page budget to read is
+// written in parts, each job continuing after the last organization the
+// previous one wrote: the run still lists every organization exactly once
+// and completes.
+func TestBackfillOrganizationsPageInParts(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 20)
+	u.deps.OrganizationPageBudget = time.Nanosecond
+	for i := range 20 {
+		org := fmt.Sprintf("org_%02d", i)
+		u.mem.put(org, org)
+		u.mem.addMember(org, "u1", "member")
+	}
+	tx := u.begin()
+	var afters []string
+	results, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, func(a jobs.BackfillOrganizationsArgs) {
+		afters = append(afters, a.After)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 8 organizations a part (one batch of fetchers each).
+	if len(results) != 3 || !slices.Equal(afters, []string{"org_07", "org_15"}) {
+		t.Fatalf("%d jobs continuing after %v; want 3, after org_07 and org_15", len(results), afters)
+	}
+	runs := u.orgRuns(tx)
+	if r := runs[len(runs)-1]; r.Status != store.RunCompleted || r.Listed != 20 {
+		t.Fatalf("run %s, %d listed; want completed, 20", r.Status, r.Listed)
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.memberships_sync WHERE deleted_at IS NULL`); n != 20 {
+		t.Errorf("%d live memberships, want 20", n)
+	}
+}
+
+// USERSYNC_REDACT drops its keys from organizations' and memberships'
+// raw_json too; the columns still come from the full objects.
+func TestOrganizationRedaction(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	u.orgs = store.NewOrgs(store.OrgsConfig{Provider: "stackauth", InternalSchema: "usersync", Schema: "neon_identity", Redact: []string{"name", "role"}})
+	u.deps.Bindings["stackauth"].Orgs = u.orgs
+	u.mem.put("org_1", "Acme")
+	u.mem.addMember("org_1", "u1", "admin")
+	tx := u.begin()
+	u.syncOrg(tx, "org_1", nil)
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.organizations_sync WHERE name = 'Acme' AND NOT raw_json ? 'name' AND raw_json ? 'id'`); n != 1 {
+		t.Error("organization: want the name column from the full object and no name key in raw_json")
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.memberships_sync WHERE role = 'admin' AND NOT raw_json ? 'role' AND raw_json ? 'user_id'`); n != 1 {
+		t.Error("membership: want the role column from the full object and no role key in raw_json")
 	}
 }

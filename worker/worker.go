@@ -83,6 +83,10 @@ type Deps struct {
 	// the zero value holds every run that would delete more than
 	// DeleteGuardMinRows users).
 	DeleteGuard float64
+	// OrganizationPageBudget is how long one backfill_organizations job
+	// reads memberships before it leaves the rest of its page to the next
+	// job; 0 means DefaultOrganizationPageBudget.
+	OrganizationPageBudget time.Duration
 }
 
 // Register adds usersync's workers to a River worker set.

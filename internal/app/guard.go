@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/usersync/usersync/engine"
 )
 
 // The deletion guard's operator side: `usersync backfill --confirm-deletions`
@@ -78,8 +80,12 @@ func runGuardCommand(ctx context.Context, st IO, env *Env, g *guardOpts, only st
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(st.Stdout, "%s: run %d confirmed: %d users marked deleted (it held %d; users written since the run started were kept)\n",
-		name, c.RunID, c.Deleted, c.Held)
+	what := "users"
+	if c.Kind == engine.RunOrganizations {
+		what = "organizations"
+	}
+	fmt.Fprintf(st.Stdout, "%s: run %d confirmed: %d %s marked deleted (it held %d; %s written since the run started were kept)\n",
+		name, c.RunID, c.Deleted, what, c.Held, what)
 	return nil
 }
 

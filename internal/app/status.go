@@ -86,10 +86,10 @@ func printReport(w io.Writer, rep *Report) {
 		if o := pr.Organizations; o != nil {
 			fmt.Fprintf(w, "  organizations:            %d live, %d deleted, %d memberships\n", o.Organizations, o.DeletedOrganizations, o.Memberships)
 			if o.LastCompleteRun != nil {
-				fmt.Fprintf(w, "  last complete org backfill: run %d, %s, %d organizations, %d marked deleted\n",
+				fmt.Fprintf(w, "  last org backfill:        run %d, %s, %d organizations, %d marked deleted\n",
 					o.LastCompleteRun.ID, ago(o.LastCompleteRun.FinishedAt), o.LastCompleteRun.Listed, o.LastCompleteRun.Deleted)
 			} else {
-				fmt.Fprintf(w, "  last complete org backfill: never\n")
+				fmt.Fprintf(w, "  last org backfill:        never\n")
 			}
 			if o.CurrentRun != nil {
 				fmt.Fprintf(w, "  running org backfill:     %s\n", progressLine(pr.Provider, o.CurrentRun))

@@ -28,6 +28,10 @@ type OrgsConfig struct {
 	OrganizationsChannel, MembershipsChannel string
 	// HardDelete removes rows instead of setting deleted_at.
 	HardDelete bool
+	// Redact lists top-level raw_json keys dropped before storing
+	// (USERSYNC_REDACT, as for users); the columns are derived from the
+	// full objects.
+	Redact []string
 }
 
 // Orgs performs usersync's transactional writes of one provider's
@@ -238,11 +242,21 @@ func (s *Orgs) writeOne(ctx context.Context, tx pgx.Tx, set OrgSet, token time.T
 	var hash []byte
 	members := dedupMemberships(set.Memberships)
 	if set.Org != nil {
-		h, err := contentHash(*set.Org, members)
-		if err != nil {
+		// What is stored: the objects re-encoded without the redacted keys.
+		o := *set.Org
+		var err error
+		if o.Raw, err = s.clean(o.Raw); err != nil {
+			return fmt.Errorf("organization object: %w", err)
+		}
+		set.Org = &o
+		for i := range members {
+			if members[i].Raw, err = s.clean(members[i].Raw); err != nil {
+				return fmt.Errorf("membership of user %s: %w", members[i].UserID, err)
+			}
+		}
+		if hash, err = contentHash(o, members); err != nil {
 			return err
 		}
-		hash = h
 	}
 	var verdict string
 	if err := tx.QueryRow(ctx, s.stateSQL, s.Provider, set.ID, token, runID, hash, set.Org == nil).Scan(&verdict); err != nil {
@@ -359,13 +373,30 @@ func contentHash(o provider.Organization, ms []provider.Membership) ([]byte, err
 
 // canonical re-encodes a JSON value with sorted keys and no spacing.
 func canonical(raw json.RawMessage) (json.RawMessage, error) {
+	return canonicalWithout(raw, nil)
+}
+
+// canonicalWithout is canonical with the top-level keys drop removed from
+// an object.
+func canonicalWithout(raw json.RawMessage, drop []string) (json.RawMessage, error) {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
 		return nil, fmt.Errorf("not JSON: %w", err)
 	}
+	if m, ok := v.(map[string]any); ok {
+		for _, k := range drop {
+			delete(m, k)
+		}
+	}
 	return json.Marshal(v)
+}
+
+// clean is the raw_json stored for raw: re-encoded without the redacted
+// keys.
+func (s *Orgs) clean(raw json.RawMessage) (json.RawMessage, error) {
+	return canonicalWithout(raw, s.Redact)
 }
 
 // DeleteUserMemberships marks every live membership of the users deleted
