@@ -768,3 +768,72 @@ func TestOrganizationHostileAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestFakeConcurrentOrganizationChanges changes organizations, memberships
+// and users while the client reads them (run with -race): every answer is
+// a valid page or one of the classified outcomes of a concurrent deletion.
+func TestFakeConcurrentOrganizationChanges(t *testing.T) {
+	f := workosfake.New(workosfake.Options{PageSize: 5})
+	defer f.Close()
+	c := orgClient(t, f)
+	users := f.Seed(40)
+	orgs := f.SeedOrganizations(12, 6)
+	done := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			org, u := orgs[i%len(orgs)], users[i%len(users)]
+			switch i % 7 {
+			case 0:
+				f.UpdateOrganization(org)
+			case 1:
+				f.AddMember(org, u, "")
+			case 2:
+				f.SetMembershipStatus(org, u, []string{"active", "inactive", "pending"}[i%3])
+			case 3:
+				f.UpdateUser(u)
+			case 4:
+				f.RemoveMember(org, u)
+			case 5:
+				orgs[i%len(orgs)] = f.CreateOrganization(u)
+				f.DeleteOrganization(org)
+			default:
+				f.UpdateMember(org, u, "")
+			}
+		}
+	}()
+	ctx := context.Background()
+	tolerated := func(err error) bool {
+		return err == nil || errors.Is(err, provider.ErrOrganizationNotFound) || errors.Is(err, provider.ErrCursorNotFound)
+	}
+	for range 30 {
+		all, err := listAllOrganizations(t, c)
+		if !tolerated(err) {
+			t.Fatalf("list organizations: %v", err)
+		}
+		for _, o := range all {
+			if _, err := c.FetchOrganization(ctx, o.ID); !tolerated(err) {
+				t.Fatalf("fetch %s: %v", o.ID, err)
+			}
+			ms, err := listAllMemberships(t, c, o.ID)
+			if !tolerated(err) {
+				t.Fatalf("memberships of %s: %v", o.ID, err)
+			}
+			for _, m := range ms {
+				if m.OrganizationID != o.ID || m.Role == nil {
+					t.Fatalf("membership %+v", m)
+				}
+			}
+		}
+		_ = f.MembershipsSnapshot()
+		_ = f.OrganizationsSnapshot()
+	}
+	close(done)
+	<-writerDone
+}
