@@ -415,6 +415,7 @@ func (o *objectHistory) observe(live map[string]json.RawMessage) {
 type auditVersion struct {
 	Op      string
 	Raw     string
+	Col     string // name (organizations) or role (memberships)
 	Deleted bool
 }
 
@@ -465,14 +466,18 @@ func (o *objectHistory) check(what, id string, vs []auditVersion) []string {
 func (s *System) addOrgAudit() {
 	s.t.Helper()
 	s.Exec(`
-CREATE TABLE public.org_audit (seq bigserial PRIMARY KEY, tbl text NOT NULL, op text NOT NULL, id text NOT NULL, raw jsonb, deleted boolean);
+CREATE TABLE public.org_audit (seq bigserial PRIMARY KEY, tbl text NOT NULL, op text NOT NULL, id text NOT NULL, raw jsonb,
+  col text, deleted boolean);
 CREATE FUNCTION public.org_audit() RETURNS trigger LANGUAGE plpgsql AS $f$
-DECLARE r record; k text;
+DECLARE r record; k text; c text;
 BEGIN
   IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
-  IF TG_TABLE_NAME = 'organizations_sync' THEN k := r.id; ELSE k := r.organization_id || ':' || r.user_id; END IF;
-  INSERT INTO public.org_audit (tbl, op, id, raw, deleted)
-  VALUES (TG_TABLE_NAME, TG_OP, k, r.raw_json, TG_OP = 'DELETE' OR r.deleted_at IS NOT NULL);
+  -- col: the derived column that may change when raw_json does not (a
+  -- redacted key's): name, or role.
+  IF TG_TABLE_NAME = 'organizations_sync' THEN k := r.id; c := r.name;
+  ELSE k := r.organization_id || ':' || r.user_id; c := r.role; END IF;
+  INSERT INTO public.org_audit (tbl, op, id, raw, col, deleted)
+  VALUES (TG_TABLE_NAME, TG_OP, k, r.raw_json, c, TG_OP = 'DELETE' OR r.deleted_at IS NOT NULL);
   RETURN NULL;
 END $f$;
 CREATE TRIGGER org_audit AFTER INSERT OR UPDATE OR DELETE ON ` + s.orgsTable() + `
@@ -485,7 +490,7 @@ CREATE TRIGGER org_audit AFTER INSERT OR UPDATE OR DELETE ON ` + s.membersTable(
 // ("organizations_sync" or "memberships_sync") by key, oldest first.
 func (s *System) orgAudit(table string) map[string][]auditVersion {
 	s.t.Helper()
-	rows, err := s.Pool.Query(context.Background(), `SELECT id, op, coalesce(raw::text, ''), deleted FROM public.org_audit WHERE tbl = $1 ORDER BY seq`, table)
+	rows, err := s.Pool.Query(context.Background(), `SELECT id, op, coalesce(raw::text, ''), coalesce(col, '\x00null'), deleted FROM public.org_audit WHERE tbl = $1 ORDER BY seq`, table)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -493,7 +498,7 @@ func (s *System) orgAudit(table string) map[string][]auditVersion {
 	for rows.Next() {
 		var id string
 		var v auditVersion
-		if err := rows.Scan(&id, &v.Op, &v.Raw, &v.Deleted); err != nil {
+		if err := rows.Scan(&id, &v.Op, &v.Raw, &v.Col, &v.Deleted); err != nil {
 			s.t.Fatal(err)
 		}
 		out[id] = append(out[id], v)
@@ -505,12 +510,13 @@ func (s *System) orgAudit(table string) map[string][]auditVersion {
 }
 
 // noopWrites reports row versions that changed nothing (an UPDATE equal to
-// the version before it): updated_at is when the content last changed.
+// the version before it in raw_json, the derived column and deletion):
+// updated_at is when the content last changed.
 func noopWrites(what, id string, vs []auditVersion) []string {
 	var out []string
 	for i := 1; i < len(vs); i++ {
 		a, b := vs[i-1], vs[i]
-		if b.Op == "UPDATE" && a.Op != "DELETE" && a.Deleted == b.Deleted && canonical([]byte(a.Raw)) == canonical([]byte(b.Raw)) {
+		if b.Op == "UPDATE" && a.Op != "DELETE" && a.Deleted == b.Deleted && a.Col == b.Col && canonical([]byte(a.Raw)) == canonical([]byte(b.Raw)) {
 			out = append(out, fmt.Sprintf("%s %s: no-op write (version %d equals version %d)", what, id, i+1, i))
 		}
 	}
@@ -579,6 +585,11 @@ func TestObjectHistoryCheck(t *testing.T) {
 	}
 	if got := noopWrites("object", "a", []auditVersion{live(1), live(1)}); len(got) != 1 {
 		t.Errorf("noopWrites of two equal versions: %v", got)
+	}
+	renamed := live(1)
+	renamed.Col = "new name"
+	if got := noopWrites("object", "a", []auditVersion{live(1), renamed}); len(got) != 0 {
+		t.Errorf("noopWrites of a version whose derived column changed: %v", got)
 	}
 	if got := noopWrites("object", "a", []auditVersion{live(1), live(2), del}); len(got) != 0 {
 		t.Errorf("noopWrites of changing versions: %v", got)
