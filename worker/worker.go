@@ -230,10 +230,6 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 		// The user is gone (or left out): so are their memberships.
 		err = deleteUserMemberships(ctx, tx, b, []string{a.UserID}, token)
 	}
-	if err == nil && !gone && !excluded && res.Updated > 0 {
-		// Memberships that embed the user changed with it.
-		err = refreshUserOrganizations(ctx, tx, b, a.UserID)
-	}
 	if err != nil {
 		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)
 		return fmt.Errorf("sync user %s: %w", a.UserID, err)
