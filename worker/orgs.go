@@ -281,3 +281,30 @@ func deleteUserMemberships(ctx context.Context, tx pgx.Tx, b *Binding, userIDs [
 	}
 	return enqueueOrgResyncs(ctx, tx, b.Provider.Name(), orgIDs)
 }
+
+// refreshUserMemberships is the organizations' side of a user's changed
+// profile (in the syncing transaction): where membership objects embed
+// their user (Clerk's public_user_data, WorkOS's user, Stack Auth's member
+// profile), each organization the user belongs to is synced again. The
+// unique insert coalesces into syncs already waiting; it may wait for
+// another transaction's insert, which never waits for the user's state
+// row that this transaction holds.
+func refreshUserMemberships(ctx context.Context, tx pgx.Tx, b *Binding, userID string) error {
+	if b.Orgs == nil {
+		return nil
+	}
+	orgIDs, err := b.Orgs.OrganizationsOf(ctx, tx, userID)
+	if err != nil || len(orgIDs) == 0 {
+		return err
+	}
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	refs := make([]jobs.OrgRef, len(orgIDs))
+	for i, id := range orgIDs {
+		refs[i] = jobs.OrgRef{Provider: b.Provider.Name(), OrganizationID: id}
+	}
+	_, err = jobs.EnqueueOrganizationSyncs(ctx, tx, client, b.Orgs.Schemas().River, refs)
+	return err
+}

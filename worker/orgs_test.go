@@ -997,3 +997,42 @@ func TestOrganizationRedaction(t *testing.T) {
 		t.Error("membership: want the role column from the full object and no role key in raw_json")
 	}
 }
+
+// A user whose profile changed has each organization they belong to synced
+// again (membership objects embed their user at Clerk and WorkOS); a sync
+// that changes nothing enqueues nothing.
+func TestUserChangeRefreshesMemberships(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 10)
+	id := u.fake.CreateUser()
+	for _, org := range []string{"org_1", "org_2"} {
+		u.mem.put(org, org)
+		u.mem.addMember(org, id, "member")
+	}
+	u.mem.put("org_3", "org_3")
+	tx := u.begin()
+	for _, org := range []string{"org_1", "org_2", "org_3"} {
+		u.syncOrg(tx, org, nil)
+	}
+	if _, err := u.sync(tx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), `DELETE FROM usersync.river_job WHERE kind = 'sync_organization' AND state = 'available'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.sync(tx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, tx, `SELECT count(*) FROM usersync.river_job WHERE kind = 'sync_organization' AND state = 'available'`); n != 0 {
+		t.Fatalf("%d organization syncs after a user sync that changed nothing, want 0", n)
+	}
+	u.fake.UpdateUser(id)
+	if _, err := u.sync(tx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	for org, want := range map[string]int{"org_1": 1, "org_2": 1, "org_3": 0} {
+		if n := waitingOrgSyncs(t, tx, org); n != want {
+			t.Errorf("%s: %d syncs after its member changed, want %d", org, n, want)
+		}
+	}
+}

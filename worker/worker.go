@@ -226,9 +226,14 @@ func (w *SyncUserWorker) Work(ctx context.Context, job *river.Job[jobs.SyncUserA
 	} else {
 		res, err = b.Store.Upsert(ctx, tx, []provider.User{user}, token, nil)
 	}
-	if err == nil && (gone || excluded) && res.Stale == 0 {
+	switch {
+	case err != nil:
+	case (gone || excluded) && res.Stale == 0:
 		// The user is gone (or left out): so are their memberships.
 		err = deleteUserMemberships(ctx, tx, b, []string{a.UserID}, token)
+	case !gone && !excluded && res.Changed() > 0:
+		// Membership objects that embed the user changed with it.
+		err = refreshUserMemberships(ctx, tx, b, a.UserID)
 	}
 	if err != nil {
 		w.deps.Observer.SyncFailed(a.Provider, "database_error", err)

@@ -519,3 +519,18 @@ func (s *Orgs) HasLiveRow(ctx context.Context, tx pgx.Tx, id string) (bool, erro
 	}
 	return ok, nil
 }
+
+// OrganizationsOf returns the organizations in which userID has a live
+// membership row, in id order.
+func (s *Orgs) OrganizationsOf(ctx context.Context, tx pgx.Tx, userID string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT organization_id FROM `+pgx.Identifier{s.Schema, "memberships_sync"}.Sanitize()+`
+		WHERE user_id = $1 AND deleted_at IS NULL ORDER BY organization_id`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("organizations of user %s: %w", userID, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("organizations of user %s: %w", userID, err)
+	}
+	return ids, nil
+}
