@@ -239,11 +239,11 @@ func runModelSeedOrgs(t *testing.T, seed int, orgs bool) modelMix {
 		"USERSYNC_DB_MAX_CONNS": "5",
 		"USERSYNC_WORKERS":      "4",
 	}
-	if cfg.Redact != "" {
-		extra["USERSYNC_REDACT"] = cfg.Redact
-	}
 	if cfg.Orgs {
 		extra["USERSYNC_ORGANIZATIONS"] = "on"
+	}
+	if cfg.Redact != "" {
+		extra["USERSYNC_REDACT"] = cfg.Redact
 	}
 	s := NewSystem(t, cfg.Provider, extra)
 	m := &modelRun{t: t, s: s, rng: rng, cfg: cfg, mix: modelMix{}, seed: seed,
