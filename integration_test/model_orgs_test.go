@@ -141,7 +141,7 @@ func (m *modelRun) orgOps() []modelOp {
 			m.observeOrgs()
 			m.emitOrg(provider.EventOrganizationDeleted, id)
 		}},
-		{"member_add", 8, hasOrgAndUser, func() {
+		{"member_add", 12, hasOrgAndUser, func() {
 			org, _ := m.randomOrg()
 			user, _, _ := m.randomLive()
 			if f.AddMember(org, user, "") {
