@@ -44,6 +44,14 @@
 // command's `backfill` and `status` are these methods with flags and
 // printing, and work against the same database from another process.
 //
+// # Provider rate limits
+//
+// Each provider's API requests are held to a budget shared by every usersync
+// process on the database ([Config.RateLimits], [DefaultRateLimit];
+// docs/limits.md): build each provider client's HTTP client with
+// [Metrics.Transport] of the [Metrics] given in [Config.Metrics], and its
+// requests wait for their share; a 429 slows the budget down for all.
+//
 // # Organizations
 //
 // With Config.Organizations, each provider's organizations (Stack Auth

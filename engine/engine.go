@@ -17,6 +17,7 @@ import (
 
 	"github.com/usersync/usersync/internal/metrics"
 	"github.com/usersync/usersync/internal/migrate"
+	"github.com/usersync/usersync/internal/ratelimit"
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/internal/webhook"
 	"github.com/usersync/usersync/jobs"
@@ -138,6 +139,12 @@ type Config struct {
 	// Metrics, when set, records usersync's Prometheus metrics (see
 	// NewMetrics); a private set is used when nil.
 	Metrics *Metrics
+	// RateLimits are the most provider API requests per second usersync
+	// makes for each provider, by name ("stackauth", "clerk", "workos"),
+	// across all processes on the database; a provider not named gets
+	// DefaultRateLimit. Every request made through Metrics.Transport of
+	// Config.Metrics waits for its share (see docs/limits.md).
+	RateLimits map[string]float64
 	// Secrets are credentials (provider keys, webhook secrets) scrubbed from
 	// usersync's log lines, the job errors River stores (shown by the River
 	// UI) and the errors usersync keeps for `usersync status`. Give the
@@ -153,6 +160,7 @@ type Config struct {
 type Metrics struct {
 	m      *metrics.Metrics
 	status *metrics.StatusRecorder
+	gates  ratelimit.Gates
 }
 
 // NewMetrics returns an empty set of metrics. Its registry also holds the Go
@@ -164,12 +172,15 @@ func NewMetrics() *Metrics {
 
 // Transport wraps base (http.DefaultTransport when nil) so that every
 // request made through it is counted and timed as an API call of the named
-// provider ("stackauth", "clerk", "workos").
+// provider ("stackauth", "clerk", "workos") and, once an Engine is built
+// with these Metrics, waits for its share of the provider's request budget
+// (Config.RateLimits), shared by every usersync process on the database. A
+// 429 answer slows that budget down.
 func (m *Metrics) Transport(provider string, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return m.m.Transport(provider, base)
+	return m.gates.Transport(provider, m.m.Transport(provider, base))
 }
 
 // Handler serves the metrics in the Prometheus text format (mount it at
@@ -299,10 +310,14 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 	for _, p := range ps {
 		m.m.AddProviders(p.Name())
 	}
+	st := store.New(store.Schemas{Internal: cfg.InternalSchema, River: cfg.RiverSchema})
+	if err := bindRateLimits(pool, st, m, ps, cfg.RateLimits, logger); err != nil {
+		return nil, err
+	}
 	e := &Engine{pool: pool, cfg: cfg, logger: logger, redactor: red, providers: ps, metrics: m,
 		plan: migrate.Plan{InternalSchema: cfg.InternalSchema, RiverSchema: cfg.RiverSchema, SkipRiver: cfg.SkipRiverMigrations,
 			TargetSchemas: targets, SchemaSQL: SchemaSQL, Organizations: cfg.Organizations},
-		store: store.New(store.Schemas{Internal: cfg.InternalSchema, River: cfg.RiverSchema})}
+		store: st}
 	err := migrate.Check(ctx, pool, e.plan)
 	var nm *migrate.NotMigratedError
 	switch {

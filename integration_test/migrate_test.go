@@ -95,6 +95,8 @@ func TestConfigErrors(t *testing.T) {
 		"USERSYNC_BACKFILL_INTERVAL": "often",
 		"USERSYNC_SCHEMA":            "bad schema;",
 		"USERSYNC_LOG_FORMAT":        "xml",
+		rateLimitVar[prov]:           "fast",
+		"WORKOS_RATE_LIMIT":          "0",
 		"DATABASE_URL":               unset,
 	} {
 		for _, cmd := range []string{"serve", "worker"} {

@@ -245,11 +245,14 @@ func runModelSeedOrgs(t *testing.T, seed int, orgs bool) modelMix {
 	if cfg.Redact != "" {
 		extra["USERSYNC_REDACT"] = cfg.Redact
 	}
+	rl := newModelRateLimit(seed)
+	rl.env(cfg.Provider, extra)
 	s := NewSystem(t, cfg.Provider, extra)
 	m := &modelRun{t: t, s: s, rng: rng, cfg: cfg, mix: modelMix{}, seed: seed,
 		history: map[string][]string{}, deleted: map[string]bool{}, mutAt: map[string]int{}, ackAt: map[string]int{}}
 	t.Cleanup(func() { t.Logf("seed %d: operation mix: %s", seed, m.mix) })
 	m.addAudit()
+	rl.apply(m)
 
 	if cfg.Preload > 0 {
 		ids := s.Fake.Seed(cfg.Preload)

@@ -441,6 +441,10 @@ func TestUserDeletionDeletesMemberships(t *testing.T) {
 			if _, err := u.sync(tx, id, nil); err != nil {
 				t.Fatal(err)
 			}
+			// (The user's first sync asked for its organizations' syncs.)
+			if _, err := tx.Exec(t.Context(), `DELETE FROM usersync.river_job WHERE kind = 'sync_organization'`); err != nil {
+				t.Fatal(err)
+			}
 			u.fake.DeleteUser(id)
 			res, err := u.sync(tx, id, deletedEvent)
 			if err != nil {

@@ -222,6 +222,7 @@ func engineConfig(e *Env, m *engine.Metrics, ps []provider.Provider, schemas map
 		ExcludeAnonymous: c.ExcludeAnonymous(),
 		Organizations:    c.Organizations,
 		DeleteGuard:      c.DeleteGuard,
+		RateLimits:       c.RateLimits,
 		BackfillInterval: c.BackfillInterval,
 		Workers:          workers,
 		Logger:           e.Logger,

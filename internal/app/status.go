@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/usersync/usersync/engine"
@@ -19,7 +21,8 @@ type ProviderReport = engine.ProviderStatus
 
 func runStatus(ctx context.Context, st IO, args []string) error {
 	fs := newFlags(st, "status", `Shows, per provider: last webhook, last successful sync, last complete backfill and the
-progress of a running one, jobs by state, the oldest waiting job, and recent errors.
+progress of a running one, jobs by state, the oldest waiting job, recent errors, and the
+provider API request budget (limit, current rate, requests in the last minute, 429s).
 Exits 1 when something needs attention (bad credentials, discarded jobs in the last hour,
 no complete backfill, a failed backfill, a backfill held by the deletion guard, deletions by
 sync jobs paused).`)
@@ -96,6 +99,7 @@ func printReport(w io.Writer, rep *Report) {
 			}
 		}
 		printGuard(w, &pr)
+		printRateLimit(w, &pr)
 		states := make([]string, 0, len(pr.Jobs))
 		for s := range pr.Jobs {
 			states = append(states, s)
@@ -127,4 +131,26 @@ func printReport(w io.Writer, rep *Report) {
 	} else {
 		fmt.Fprintln(w, "\nAll providers healthy.")
 	}
+}
+
+// printRateLimit shows the provider's request budget and its use.
+func printRateLimit(w io.Writer, pr *ProviderReport) {
+	rl := pr.RateLimit
+	if rl == nil {
+		fmt.Fprintf(w, "  request budget:           no request yet\n")
+		return
+	}
+	fmt.Fprintf(w, "  request budget:           %s/s limit, %s/s now; requests granted: %d this minute, %d the minute before (%.1f/s)\n",
+		trimFloat(rl.Limit), trimFloat(rl.Effective), rl.CurrentMinute, rl.LastMinute, float64(rl.LastMinute)/60)
+	if rl.Backlog > 0 {
+		fmt.Fprintf(w, "                            reserved %s ahead\n", rl.Backlog.Round(time.Millisecond))
+	}
+	if rl.Throttled > 0 {
+		fmt.Fprintf(w, "                            %d answered 429 in all (%d slowed the budget), last %s\n", rl.Throttled, rl.Slowdowns, ago(rl.LastThrottledAt))
+	}
+}
+
+// trimFloat renders f with at most two decimals and no trailing zeros.
+func trimFloat(f float64) string {
+	return strconv.FormatFloat(math.Round(f*100)/100, 'f', -1, 64)
 }

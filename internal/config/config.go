@@ -59,6 +59,12 @@ type Config struct {
 	// that is also more than 10 rows) before the run is held
 	// for confirmation.
 	DeleteGuard float64
+
+	// RateLimits are the enabled providers' STACK_RATE_LIMIT,
+	// CLERK_RATE_LIMIT and WORKOS_RATE_LIMIT (requests per second across all
+	// processes), by provider name; a provider without one uses its
+	// default.
+	RateLimits map[string]float64
 }
 
 // StackConfig is Stack Auth's configuration; nil when Stack Auth is disabled.
@@ -205,6 +211,9 @@ func Load(lookupEnv func(string) (string, bool), requireDB bool) (*Config, error
 		c.Organizations = true
 	default:
 		return nil, &Error{"USERSYNC_ORGANIZATIONS", fmt.Sprintf("%q must be on or off", v)}
+	}
+	if err := c.loadRateLimits(getenv); err != nil {
+		return nil, err
 	}
 	if err := c.checkStrength(); err != nil {
 		return nil, err

@@ -41,6 +41,7 @@ type Metrics struct {
 	mu        sync.Mutex
 	providers []string // as given to AddProviders
 	guard     *guardMetrics
+	rl        *rateLimitMetrics
 }
 
 // Outcomes of sync_user jobs, as the "outcome" label of usersync_syncs_total.
@@ -109,6 +110,7 @@ func New(status *StatusRecorder) *Metrics {
 		m.lastBackfill, m.jobs, m.badCreds, m.orgSyncs, m.orgPages, m.orgListed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.guard = newGuardMetrics(r)
+	m.rl = newRateLimitMetrics(r)
 	return m
 }
 
@@ -137,6 +139,7 @@ func (m *Metrics) AddProviders(names ...string) {
 		m.badCreds.WithLabelValues(p).Set(0)
 		m.lastBackfill.WithLabelValues(p).Set(math.Inf(1))
 		m.zeroJobs(p)
+		m.rl.add(p)
 	}
 }
 

@@ -129,7 +129,34 @@ CREATE TABLE IF NOT EXISTS backfill_request (
   requested_at timestamptz NOT NULL
 );
 
--- Version 4 (organizations): with USERSYNC_ORGANIZATIONS=on, usersync also
+-- Version 4 (rate limits): each provider's API request budget, shared by
+-- every usersync process on the database (docs/limits.md). A generic cell
+-- rate algorithm: tat is the theoretical arrival time of the next request;
+-- a process reserves a few request slots at once by moving it forward by
+-- one interval (1 / effective rate) per slot. A 429 from the provider halves
+-- the effective rate (slowed_rate, slowed_at), which then recovers linearly
+-- to limit_rps, and pushes tat past the provider's Retry-After.
+CREATE TABLE IF NOT EXISTS rate_limit (
+  provider    text             PRIMARY KEY,
+  -- the limit the last reserving process was configured with (requests/s)
+  limit_rps   double precision NOT NULL,
+  tat         timestamptz      NOT NULL DEFAULT '-infinity',
+  -- the effective rate right after the last slowdown (NULL: never slowed)
+  slowed_rate double precision,
+  slowed_at   timestamptz,
+  -- requests granted in all, in the current minute and in the one before
+  granted     bigint           NOT NULL DEFAULT 0,
+  minute_start timestamptz     NOT NULL DEFAULT '-infinity',
+  minute_granted bigint        NOT NULL DEFAULT 0,
+  last_minute_granted bigint   NOT NULL DEFAULT 0,
+  -- 429s the provider answered, and how many of them slowed the budget
+  throttled   bigint           NOT NULL DEFAULT 0,
+  slowdowns   bigint           NOT NULL DEFAULT 0,
+  last_throttled_at timestamptz,
+  updated_at  timestamptz      NOT NULL DEFAULT now()
+);
+
+-- Version 5 (organizations): with USERSYNC_ORGANIZATIONS=on, usersync also
 -- keeps organizations_sync and memberships_sync (docs/data-model.md,
 -- "Organizations").
 -- One row per (provider, organization): the fetch interval of the data

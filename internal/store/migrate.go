@@ -21,8 +21,9 @@ var internalSQL string
 // SchemaVersion is the version of usersync's internal tables this build
 // expects. Version 2 added user_state's ordering and tombstone columns, held
 // backfill runs and the deletion breaker; version 3 the operators' backfill
-// requests; version 4 organizations (organization_state, backfill_run.kind).
-const SchemaVersion = 4
+// requests; version 4 the providers' shared request budgets (rate_limit);
+// version 5 organizations (organization_state, backfill_run.kind).
+const SchemaVersion = 5
 
 // lockKey is the advisory lock that serializes concurrent migrations.
 const lockKey = 0x75737273796e63 // "usrsync"

@@ -29,6 +29,9 @@ type ProviderReport struct {
 	HeldRun *Run `json:"held_backfill,omitempty"`
 	// DeletionsPaused is set while the breaker pauses deletions by syncs.
 	DeletionsPaused *PauseReport `json:"sync_deletions_paused,omitempty"`
+	// RateLimit is the provider's request budget and its use (nil before
+	// the first request).
+	RateLimit *RateLimitReport `json:"rate_limit,omitempty"`
 	// Organizations is set when organizations are synced.
 	Organizations *OrganizationsReport `json:"organizations,omitempty"`
 }
@@ -129,6 +132,9 @@ func (s *Store) Report(ctx context.Context, db DB, q ReportQuery) (*ProviderRepo
 		return nil, wrap(err)
 	}
 	if pr.RecentErrors, err = s.Jobs.RecentErrors(ctx, db, q.Queues, 24*time.Hour, 5); err != nil {
+		return nil, wrap(err)
+	}
+	if pr.RateLimit, err = s.RateLimits().Get(ctx, db, prov, RateLimitRecovery); err != nil {
 		return nil, wrap(err)
 	}
 	return pr, nil

@@ -1,7 +1,8 @@
 // Package store owns usersync's schema and every SQL statement on its tables
-// (user_state, backfill_run, backfill_request, provider_status,
-// deletion_breaker, usersync_migration), on the users_sync tables it keeps,
-// and on River's river_job table. Nothing else in usersync writes SQL.
+// (user_state, organization_state, backfill_run, backfill_request,
+// provider_status, deletion_breaker, usersync_migration), on the users_sync,
+// organizations_sync and memberships_sync tables it keeps, and on River's
+// river_job table. Nothing else in usersync writes SQL.
 //
 // usersync's own tables live in the internal schema; River's in the River
 // schema (Schemas). The binary uses one schema for both; an app that embeds

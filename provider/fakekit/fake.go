@@ -60,8 +60,16 @@ type Fake interface {
 	// (whole seconds, at least 1). Status 0 means: drop the connection without
 	// answering (a connection reset).
 	FailNext(n int, status int, retryAfter time.Duration)
-	// ClearFaults removes latency and failure injection.
+	// ClearFaults removes latency and failure injection (not the rate
+	// limit).
 	ClearFaults()
+	// SetRateLimit makes the fake enforce the provider's rate limit as a
+	// token bucket: perSecond requests with bursts of up to burst; beyond
+	// it, 429 with Retry-After in the provider's own error shape
+	// (docs/providers.md). perSecond ≤ 0 removes it.
+	SetRateLimit(perSecond float64, burst int)
+	// RateLimited returns how many API requests the rate limit answered 429.
+	RateLimited() int64
 	// Requests returns how many API requests reached the fake (including
 	// failed ones); tests use it to check that bursts coalesce.
 	Requests() int64

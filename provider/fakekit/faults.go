@@ -2,7 +2,6 @@ package fakekit
 
 import (
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +19,18 @@ type Faults struct {
 	failLeft   int // < 0: until ClearFaults
 	failStatus int
 	retryAfter time.Duration
+
+	limiter RateLimiter
 }
+
+// SetRateLimit makes the fake enforce a rate limit of perSecond requests
+// with bursts of up to burst, answering 429 with Retry-After beyond it (in
+// the provider's own error shape); perSecond ≤ 0 removes it. ClearFaults
+// leaves it in place: it is the provider's limit, not a fault.
+func (f *Faults) SetRateLimit(perSecond float64, burst int) { f.limiter.Set(perSecond, burst) }
+
+// RateLimited returns how many API requests the rate limit answered 429.
+func (f *Faults) RateLimited() int64 { return f.limiter.Limited() }
 
 // SetLatency delays every API response by d.
 func (f *Faults) SetLatency(d time.Duration) {
@@ -53,14 +63,17 @@ func (f *Faults) ClearFaults() {
 // Requests returns how many API requests reached Intercept.
 func (f *Faults) Requests() int64 { return f.requests.Load() }
 
-// Intercept counts the request, applies the injected latency (returning early
-// if the client goes away) and, when a failure is due, answers it: status 0
+// Intercept counts the request, takes a token of the rate limit
+// (SetRateLimit), applies the injected latency (returning early if the
+// client goes away) and, when the rate limit is exceeded or a failure is
+// due, answers it: status 0
 // drops the connection, any other status is written by writeError (after the
 // Retry-After header is set for 429) so each fake keeps its own error shape.
 // It reports whether the request has been answered; the handler must then
 // return.
 func (f *Faults) Intercept(w http.ResponseWriter, r *http.Request, writeError func(w http.ResponseWriter, status int)) bool {
 	f.requests.Add(1)
+	allowed, limitedFor := f.limiter.Allow(time.Now())
 
 	f.mu.Lock()
 	latency := f.latency
@@ -80,6 +93,11 @@ func (f *Faults) Intercept(w http.ResponseWriter, r *http.Request, writeError fu
 			return true
 		}
 	}
+	if !allowed {
+		w.Header().Set("Retry-After", RetryAfterHeader(limitedFor))
+		writeError(w, http.StatusTooManyRequests)
+		return true
+	}
 	if !fail {
 		return false
 	}
@@ -88,11 +106,7 @@ func (f *Faults) Intercept(w http.ResponseWriter, r *http.Request, writeError fu
 		return true
 	}
 	if status == http.StatusTooManyRequests {
-		secs := int64((retryAfter + time.Second - 1) / time.Second)
-		if secs < 1 {
-			secs = 1
-		}
-		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		w.Header().Set("Retry-After", RetryAfterHeader(retryAfter))
 	}
 	writeError(w, status)
 	return true

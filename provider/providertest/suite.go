@@ -355,6 +355,41 @@ func Run(t *testing.T, newFake func(t *testing.T) fakekit.Fake) {
 		}
 	})
 
+	t.Run("RateLimit", func(t *testing.T) {
+		// The fake's own token bucket: a burst of 2 at one request per 10 s
+		// lets exactly two requests in a row through; the third is
+		// answered 429 with a Retry-After, which the client reports.
+		t.Parallel()
+		f := fresh(t)
+		ids := f.Seed(1)
+		p := f.Provider()
+		f.SetRateLimit(0.1, 2)
+		for i := range 2 {
+			if _, err := p.FetchUser(context.Background(), ids[0]); err != nil {
+				t.Fatalf("request %d within the burst: %v", i+1, err)
+			}
+		}
+		_, err := p.FetchUser(context.Background(), ids[0])
+		var rl *provider.RateLimitedError
+		if !errors.As(err, &rl) {
+			t.Fatalf("request beyond the limit: error = %v, want *provider.RateLimitedError", err)
+		}
+		if rl.RetryAfter < time.Second {
+			t.Errorf("RetryAfter = %s, want at least 1s", rl.RetryAfter)
+		}
+		if n := f.RateLimited(); n != 1 {
+			t.Errorf("RateLimited() = %d, want 1", n)
+		}
+		f.ClearFaults()
+		if _, err := p.FetchUser(context.Background(), ids[0]); !errors.As(err, &rl) {
+			t.Errorf("after ClearFaults: error = %v, want the rate limit still in place", err)
+		}
+		f.SetRateLimit(0, 0)
+		if _, err := p.FetchUser(context.Background(), ids[0]); err != nil {
+			t.Errorf("after the limit is removed: %v", err)
+		}
+	})
+
 	t.Run("ServerErrors", func(t *testing.T) {
 		t.Parallel()
 		f := fresh(t)

@@ -130,6 +130,7 @@ type Fake struct {
 	retryAfter time.Duration
 
 	requests atomic.Int64
+	limiter  fakekit.RateLimiter
 }
 
 var _ fakekit.HiddenUsersFake = (*Fake)(nil)
@@ -619,7 +620,16 @@ func (f *Fake) FailNext(n int, status int, retryAfter time.Duration) {
 	f.faultMu.Unlock()
 }
 
-// ClearFaults removes latency and failure injection.
+// SetRateLimit makes the fake enforce a rate limit of perSecond requests
+// with bursts of up to burst, answering 429 with Retry-After and Stack
+// Auth's {"message": ...} body beyond it; perSecond ≤ 0 removes it.
+// ClearFaults leaves it in place.
+func (f *Fake) SetRateLimit(perSecond float64, burst int) { f.limiter.Set(perSecond, burst) }
+
+// RateLimited returns how many API requests the rate limit answered 429.
+func (f *Fake) RateLimited() int64 { return f.limiter.Limited() }
+
+// ClearFaults removes latency and failure injection (not the rate limit).
 func (f *Fake) ClearFaults() {
 	f.faultMu.Lock()
 	f.latency, f.failN, f.failStatus, f.retryAfter = 0, 0, 0, 0
@@ -633,6 +643,7 @@ func (f *Fake) Requests() int64 { return f.requests.Load() }
 func (f *Fake) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.requests.Add(1)
+		allowed, limitedFor := f.limiter.Allow(time.Now())
 		f.faultMu.Lock()
 		latency := f.latency
 		fail, status, retryAfter := f.failN != 0, f.failStatus, f.retryAfter
@@ -651,6 +662,10 @@ func (f *Fake) middleware(next http.Handler) http.Handler {
 				t.Stop()
 				panic(http.ErrAbortHandler)
 			}
+		}
+		if !allowed {
+			writeFault(w, http.StatusTooManyRequests, limitedFor)
+			return
 		}
 		if fail {
 			writeFault(w, status, retryAfter)
@@ -677,11 +692,13 @@ func writeFault(w http.ResponseWriter, status int, retryAfter time.Duration) {
 		return
 	}
 	if status == http.StatusTooManyRequests {
-		secs := int64((retryAfter + time.Second - 1) / time.Second)
-		if secs < 1 {
-			secs = 1
-		}
-		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		// Stack Auth's API proxy answers a rate-limited request with a
+		// plain {"message": ...} body (docs/providers.md).
+		w.Header().Set("Retry-After", fakekit.RetryAfterHeader(retryAfter))
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"message":"Too many requests. Please try again later."}`))
+		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)

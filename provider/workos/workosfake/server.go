@@ -71,7 +71,7 @@ func (f *Fake) serveUser(w http.ResponseWriter, _ *http.Request, id string) {
 func faultError(status int) apiError {
 	switch {
 	case status == http.StatusTooManyRequests:
-		return apiError{Message: "Too many requests", Code: "rate_limit_exceeded"}
+		return apiError{Message: "Too many requests.", Code: "rate_limit_exceeded"}
 	case status == http.StatusUnauthorized:
 		return apiError{Message: "Unauthorized"}
 	case status >= 500:
