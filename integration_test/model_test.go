@@ -14,6 +14,10 @@ package integration_test
 // Replay one seed (printed on failure):
 //
 //	go test ./integration_test -run 'TestModel/seed=N$' -seed=N -v
+//
+// About half the seeds also sync organizations and memberships
+// (USERSYNC_ORGANIZATIONS=on; model_orgs_test.go); -model-orgs=on or off
+// runs every seed with or without them.
 
 import (
 	"context"
@@ -38,6 +42,7 @@ var (
 	modelSeeds    = flag.Int("seeds", 0, "TestModel: run seeds 1..N (or $USERSYNC_MODEL_SEEDS; default: a few chosen seeds)")
 	modelSeed     = flag.Int("seed", 0, "TestModel: run only this seed")
 	modelParallel = flag.Int("model-parallel", 2, "TestModel: seeds run at once (each uses up to ~30 database connections)")
+	modelOrgsFlag = flag.String("model-orgs", "auto", "TestModel: USERSYNC_ORGANIZATIONS=on in about half the seeds (auto), in all (on) or in none (off)")
 )
 
 // modelShortSeeds are the seeds of the short run (no flag, no
@@ -139,6 +144,12 @@ type modelConfig struct {
 	Drops       bool   // deliveries may be dropped (repaired by a backfill)
 	Preload     int    // users created before the start, with no webhooks
 	Ops         int
+	// Orgs: USERSYNC_ORGANIZATIONS=on, and the schedule also creates,
+	// renames and deletes organizations and adds, changes and removes
+	// members (see model_orgs_test.go). Decided by a generator of its own,
+	// so that a seed without organizations runs the same schedule as before
+	// organizations existed.
+	Orgs bool
 }
 
 // modelDelivery is one signed webhook delivery, as the provider sent it.
@@ -165,6 +176,7 @@ type modelRun struct {
 	held    []modelDelivery     // delayed deliveries, not yet sent
 	retry   []modelDelivery     // deliveries not acknowledged: the provider retries them
 	dropped int
+	org     *modelOrgs     // organizations, when cfg.Orgs
 	clock   int            // counts provider changes
 	mutAt   map[string]int // id → clock of the user's last change
 	ackAt   map[string]int // id → clock when a delivery about the user was last acknowledged
@@ -179,6 +191,11 @@ type modelRun struct {
 }
 
 func runModelSeed(t *testing.T, seed int) modelMix {
+	return runModelSeedOrgs(t, seed, modelOrgsFor(t, seed))
+}
+
+// runModelSeedOrgs runs one seed with organizations on or off.
+func runModelSeedOrgs(t *testing.T, seed int, orgs bool) modelMix {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("replay: go test ./integration_test -run 'TestModel/seed=%d$' -seed=%d -v", seed, seed)
@@ -214,12 +231,16 @@ func runModelSeed(t *testing.T, seed int) modelMix {
 		cfg.Preload = rng.IntN(30)
 	}
 	cfg.Ops = 60 + rng.IntN(61)
+	cfg.Orgs = orgs
 	t.Logf("seed %d: %+v", seed, cfg)
 
 	extra := map[string]string{
 		"USERSYNC_DELETE_MODE":  cfg.DeleteMode,
 		"USERSYNC_DB_MAX_CONNS": "5",
 		"USERSYNC_WORKERS":      "4",
+	}
+	if cfg.Orgs {
+		extra["USERSYNC_ORGANIZATIONS"] = "on"
 	}
 	if cfg.Redact != "" {
 		extra["USERSYNC_REDACT"] = cfg.Redact
@@ -241,6 +262,9 @@ func runModelSeed(t *testing.T, seed int) modelMix {
 			m.record(id, snap[id])
 		}
 		m.mix["preload"] += len(ids)
+	}
+	if cfg.Orgs {
+		m.startOrgs()
 	}
 
 	// Processes.
@@ -392,6 +416,7 @@ func (m *modelRun) record(id string, raw json.RawMessage) {
 	if len(h) == 0 || h[len(h)-1] != c {
 		m.history[id] = append(h, c)
 	}
+	m.observeOrgs()
 }
 
 func modelCanonical(raw []byte, redact map[string]bool) string {
@@ -430,6 +455,7 @@ func (m *modelRun) delete(i int) string {
 	m.deleted[id] = true
 	m.clock++
 	m.mutAt[id] = m.clock
+	m.observeOrgs()
 	return id
 }
 
@@ -437,7 +463,11 @@ func (m *modelRun) delete(i int) string {
 // and decides its fate.
 func (m *modelRun) emit(kind provider.EventKind, id string) {
 	body, h := m.s.Fake.Webhook(kind, id)
-	d := modelDelivery{user: id, kind: kind, body: body, header: h}
+	m.emitDelivery(modelDelivery{user: id, kind: kind, body: body, header: h})
+}
+
+// emitDelivery records a delivery the provider makes and decides its fate.
+func (m *modelRun) emitDelivery(d modelDelivery) {
 	m.sent = append(m.sent, d)
 	r := m.rng.IntN(100)
 	switch {
@@ -475,12 +505,7 @@ func (m *modelRun) deliver(d modelDelivery) bool {
 	}
 }
 
-func eventName(k provider.EventKind) string {
-	if k == provider.EventUserDeleted {
-		return "user.deleted"
-	}
-	return "user.changed"
-}
+func eventName(k provider.EventKind) string { return eventKindName(k) }
 
 // releaseHeld sends some of the delayed deliveries, in random order.
 func (m *modelRun) releaseHeld(all bool) {
@@ -545,7 +570,7 @@ func (m *modelRun) ops() []modelOp {
 	s := m.s
 	always := func() bool { return true }
 	hasLive := func() bool { return len(m.live) > 0 }
-	return []modelOp{
+	ops := []modelOp{
 		{"create", 14, always, func() { id := m.create(); m.emit(provider.EventUserChanged, id) }},
 		{"update", 22, hasLive, func() {
 			id, _, _ := m.randomLive()
@@ -641,6 +666,10 @@ func (m *modelRun) ops() []modelOp {
 		{"add_worker", 1, func() bool { return len(m.workers)+m.downWorkers < 3 }, m.startWorker},
 		{"pause", 4, always, func() { time.Sleep(time.Duration(50+m.rng.IntN(250)) * time.Millisecond) }},
 	}
+	if m.org != nil {
+		ops = append(ops, m.orgOps()...)
+	}
+	return ops
 }
 
 func (m *modelRun) schedule() {
@@ -712,6 +741,11 @@ func (m *modelRun) quiesce() {
 		timeout = 150 * time.Second
 	}
 	modelAwait(t, timeout, "every user with an acknowledged delivery is synced", m.ackedDiff)
+	if m.org != nil && m.dropped == 0 && m.cfg.Preload == 0 {
+		// Every change at the provider was announced and acknowledged: the
+		// organization tables converge without help from a backfill.
+		modelAwait(t, timeout, "organizations_sync and memberships_sync converge through webhooks alone", s.OrgDiff)
+	}
 
 	if m.dropped > 0 || m.cfg.Preload > 0 || m.rng.IntN(3) == 0 {
 		m.mix["final_backfill"]++
@@ -734,6 +768,11 @@ func (m *modelRun) quiesce() {
 		if strings.Contains(out, "backfill enqueued") {
 			if d := s.Diff(); d != "" {
 				t.Errorf("a backfill run started after the last change reported complete, but users_sync differs from the provider:\n%s", d)
+			}
+			if m.org != nil {
+				if d := s.OrgDiff(); d != "" {
+					t.Errorf("a backfill run started after the last change reported complete, but the organization tables differ from the provider:\n%s", d)
+				}
 			}
 		}
 	}
@@ -793,7 +832,10 @@ func (m *modelRun) check() {
 	if d := s.Diff(); d != "" {
 		t.Errorf("users_sync diverged after convergence:\n%s", d)
 	}
-	for _, kind := range []string{"sync_user", "backfill_page"} {
+	if m.org != nil {
+		m.checkOrgs(timeout)
+	}
+	for _, kind := range []string{"sync_user", "backfill_page", kindSyncOrganization, kindBackfillOrganizations} {
 		c := s.JobCounts(kind)
 		if c["discarded"] > 0 || c["cancelled"] > 0 {
 			t.Errorf("%s jobs: %v (want none discarded or cancelled)", kind, c)
@@ -931,7 +973,7 @@ func (m *modelRun) checkAudit() {
 // today.)
 func TestModelRegressionSeed90(t *testing.T) {
 	t.Parallel()
-	runModelSeed(t, 90)
+	runModelSeedOrgs(t, 90, false)
 }
 
 // liveAtProvider is how many users the provider has now.

@@ -170,8 +170,10 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 
 // memberships lists every membership of each organization, a few
 // organizations at a time, in order, until the page budget has passed (at
-// least one batch; Deps.OrganizationPageBudget): it returns the sets of the organizations it read, a
-// prefix of orgs, and whether that is all of them.
+// least one batch; Deps.OrganizationPageBudget) or a read fails after some
+// were read: it returns the sets of the organizations it read, a prefix of
+// orgs, and whether that is all of them. A failure with nothing read is
+// returned as the error.
 func (w *BackfillOrganizationsWorker) memberships(ctx context.Context, reader provider.Organizations, orgs []provider.Organization) ([]store.OrgSet, bool, error) {
 	start := time.Now()
 	budget := w.deps.OrganizationPageBudget
@@ -204,11 +206,20 @@ func (w *BackfillOrganizationsWorker) memberships(ctx context.Context, reader pr
 			})
 		}
 		wg.Wait()
-		// One error is enough to classify (a 429 snoozes the job).
-		for _, err := range errs {
-			if err != nil {
+		for i, err := range errs {
+			if err == nil {
+				continue
+			}
+			// The organizations read before the first failure are kept:
+			// written now, the rest of the page left to the next job, so
+			// that a rate-limited provider, whose 429s may hit any of a
+			// page's many reads, still sees the run progress. With nothing
+			// read, the error is the job's (a 429 snoozes it).
+			sets = append(sets, got[:i]...)
+			if len(sets) == 0 {
 				return nil, false, err
 			}
+			return sets, false, nil
 		}
 		sets = append(sets, got...)
 	}

@@ -43,6 +43,9 @@ type memOrgs struct {
 	// strictCursor: a cursor naming an organization that no longer exists
 	// does not resolve (as Stack Auth's cursors name a user).
 	strictCursor bool
+	// rateLimitMembers makes ListMemberships of these organizations answer
+	// 429 once each.
+	rateLimitMembers map[string]bool
 }
 
 func newMemOrgs(pageSize int) *memOrgs {
@@ -132,6 +135,10 @@ func (m *memOrgs) ListOrganizations(_ context.Context, cursor string) (provider.
 func (m *memOrgs) ListMemberships(_ context.Context, org, cursor string) (provider.MembershipPage, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.rateLimitMembers[org] {
+		delete(m.rateLimitMembers, org)
+		return provider.MembershipPage{}, &provider.RateLimitedError{RetryAfter: 30 * time.Second}
+	}
 	ms, ok := m.members[org]
 	if !ok {
 		return provider.MembershipPage{}, fmt.Errorf("organization %s: %w", org, provider.ErrOrganizationNotFound)
@@ -980,6 +987,54 @@ func TestBackfillOrganizationsPageInParts(t *testing.T) {
 	}
 	if n := count(t, tx, `SELECT count(*) FROM neon_identity.memberships_sync WHERE deleted_at IS NULL`); n != 20 {
 		t.Errorf("%d live memberships, want 20", n)
+	}
+}
+
+// A 429 on one organization's memberships keeps what the page read before
+// it: written, and the next job goes on from there, so a rate-limited
+// provider cannot make a page start over forever. A 429 with nothing read
+// snoozes the job.
+func TestBackfillOrganizationsRateLimitKeepsProgress(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 20)
+	for i := range 20 {
+		org := fmt.Sprintf("org_%02d", i)
+		u.mem.put(org, org)
+		u.mem.addMember(org, "u1", "member")
+	}
+	u.mem.rateLimitMembers = map[string]bool{"org_03": true}
+	tx := u.begin()
+	var afters []string
+	results, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, func(a jobs.BackfillOrganizationsArgs) {
+		afters = append(afters, a.After)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(afters) == 0 || afters[0] != "org_02" {
+		t.Fatalf("continuations after %v; want the first after org_02 (the organizations read before the 429)", afters)
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.memberships_sync WHERE organization_id < 'org_03' AND deleted_at IS NULL`); n != 3 {
+		t.Errorf("%d memberships of org_00..org_02 written; want 3", n)
+	}
+	runs := u.orgRuns(tx)
+	if r := runs[len(runs)-1]; r.Status != store.RunCompleted || r.Listed != 20 || len(results) < 2 {
+		t.Fatalf("run %s, %d listed, %d jobs; want completed, 20 listed, in more than one job", r.Status, r.Listed, len(results))
+	}
+	if n := count(t, tx, `SELECT count(*) FROM neon_identity.memberships_sync WHERE deleted_at IS NULL`); n != 20 {
+		t.Errorf("%d live memberships, want 20", n)
+	}
+
+	// A 429 on the first organization read: nothing to keep, the job snoozes.
+	u.mem.mu.Lock()
+	u.mem.rateLimitMembers = map[string]bool{"org_00": true}
+	u.mem.mu.Unlock()
+	results, err = u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth"}, nil)
+	if len(results) == 0 {
+		t.Fatalf("no job worked (err %v)", err)
+	}
+	if st := results[0].Job.State; st != rivertype.JobStateScheduled {
+		t.Errorf("first page after a 429 with nothing read: state %s, want scheduled (snoozed); err %v", st, err)
 	}
 }
 

@@ -45,6 +45,7 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 	users := fs.Int("users", 300, "users the simulated provider starts with")
 	rate := fs.Float64("rate", 4, "simulated user events per second")
 	duration := fs.Duration("duration", 0, "stop after this long (0 = run until Ctrl-C)")
+	orgs := fs.Bool("organizations", false, "also simulate organizations (Stack Auth teams) and their members, synced into organizations_sync and memberships_sync (USERSYNC_ORGANIZATIONS=on)")
 	if err := app.ParseFlags(fs, args, st); err != nil {
 		return err
 	}
@@ -87,11 +88,28 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 	}
 	defer fake.Close()
 	fake.Seed(*users)
-	say("▶ simulated %s at %s with %d users", *prov, fake.URL(), *users)
+	var ofake fakekit.OrganizationsFake
+	if *orgs {
+		of, ok := fake.(fakekit.OrganizationsFake)
+		if !ok {
+			return app.UsageError(fmt.Errorf("--organizations: the simulated %s has no organizations", *prov))
+		}
+		ofake = of
+		n := 0
+		if *users > 0 {
+			n = len(ofake.SeedOrganizations(min(max(1, *users/20), maxDemoOrganizations), min(5, *users)))
+		}
+		say("▶ simulated %s at %s with %d users in %d organizations", *prov, fake.URL(), *users, n)
+	} else {
+		say("▶ simulated %s at %s with %d users", *prov, fake.URL(), *users)
+	}
 
 	env := fake.Env()
 	env["DATABASE_URL"] = dbURL
 	env["USERSYNC_BACKFILL_INTERVAL"] = "0"
+	if *orgs {
+		env["USERSYNC_ORGANIZATIONS"] = "on"
+	}
 	if _, ok := st.LookupEnv("USERSYNC_LISTEN"); !ok {
 		env["USERSYNC_LISTEN"] = "127.0.0.1:0"
 	}
@@ -120,13 +138,24 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 	}
 	schema := app.TargetSchemas(cfg)[0]
 	say("▶ migrated: River in schema %q, users in %s.users_sync", cfg.InternalSchema, schema)
+	if *orgs {
+		say("▶ organizations in %s.organizations_sync, memberships in %s.memberships_sync", schema, schema)
+	}
 
 	// Watch changes through the notifications an app would LISTEN to.
-	notes := make(chan string, 1024)
+	notes := make(chan note, 1024)
 	listenCtx, stopListen := context.WithCancel(ctx)
 	defer stopListen()
+	channels := map[string]string{}
 	if ch := cfg.NotifyChannelFor(schema); ch != "" {
-		go listen(listenCtx, dbURL, ch, notes)
+		channels[ch] = "users_sync"
+	}
+	if *orgs {
+		channels[schema+"_organizations_sync"] = "organizations_sync"
+		channels[schema+"_memberships_sync"] = "memberships_sync"
+	}
+	for ch, table := range channels {
+		go listen(listenCtx, dbURL, ch, table, notes)
 	}
 
 	ready := make(chan string, 1)
@@ -167,8 +196,13 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 			drained = true
 		}
 	}
-	printCounts(ctx, out, pool, schema)
-	say("▶ now simulating sign-ups, profile edits and deletions, sent as signed webhooks (Ctrl-C to stop)")
+	printCounts(ctx, out, pool, schema, *orgs)
+	if *orgs {
+		say("▶ now simulating sign-ups, profile edits and deletions, organizations created, renamed and deleted,")
+		say("  members joining, changing role and leaving, sent as signed webhooks (Ctrl-C to stop)")
+	} else {
+		say("▶ now simulating sign-ups, profile edits and deletions, sent as signed webhooks (Ctrl-C to stop)")
+	}
 	say("  %-8s %-7s %-38s %s", "time", "change", "id", "name <email>")
 
 	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
@@ -188,13 +222,21 @@ changing and being deleted in users_sync. Ctrl-C stops and cleans up everything.
 		select {
 		case <-ctx.Done():
 			say("\n▶ stopping…")
-			printCounts(context.Background(), out, pool, schema)
+			printCounts(context.Background(), out, pool, schema, *orgs)
 			return nil
 		case n := <-notes:
 			showChange(ctx, out, pool, schema, n)
 		case <-summary.C:
-			printCounts(ctx, out, pool, schema)
+			printCounts(ctx, out, pool, schema, *orgs)
 		case <-tick.C:
+			if ofake != nil && rng.IntN(10) < 4 {
+				for _, d := range orgEvent(rng, *prov, ofake, live) {
+					if err := post(ctx, client, webhookURL, d.body, d.header); err != nil && ctx.Err() == nil {
+						say("  webhook failed: %v", err)
+					}
+				}
+				continue
+			}
 			var id string
 			kind := provider.EventUserChanged
 			switch r := rng.IntN(10); {
@@ -246,7 +288,10 @@ func post(ctx context.Context, c *http.Client, url string, body []byte, h http.H
 	return nil
 }
 
-func listen(ctx context.Context, url, channel string, out chan<- string) {
+// note is one change notification, with the table it is about.
+type note struct{ table, payload string }
+
+func listen(ctx context.Context, url, channel, table string, out chan<- note) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return
@@ -261,31 +306,53 @@ func listen(ctx context.Context, url, channel string, out chan<- string) {
 			return
 		}
 		select {
-		case out <- n.Payload:
+		case out <- note{table, n.Payload}:
 		default:
 		}
 	}
 }
 
-func showChange(ctx context.Context, w io.Writer, pool pgxQuerier, schema, payload string) {
+func showChange(ctx context.Context, w io.Writer, pool pgxQuerier, schema string, nt note) {
 	var n struct{ ID, Op string }
-	if json.Unmarshal([]byte(payload), &n) != nil {
+	if json.Unmarshal([]byte(nt.payload), &n) != nil {
 		return
 	}
-	name, email, _ := store.UserName(ctx, pool, schema, n.ID)
 	s := func(p *string) string {
 		if p == nil {
 			return "—"
 		}
 		return *p
 	}
-	fmt.Fprintf(w, "  %-8s %-7s %-38s %s <%s>\n", time.Now().Format("15:04:05"), n.Op, n.ID, s(name), s(email))
+	now := time.Now().Format("15:04:05")
+	switch nt.table {
+	case "organizations_sync":
+		name, _ := store.OrganizationName(ctx, pool, schema, n.ID)
+		fmt.Fprintf(w, "  %-8s %-7s %-38s organization %q\n", now, n.Op, n.ID, s(name))
+	case "memberships_sync":
+		org, user, _ := strings.Cut(n.ID, ":")
+		v, _, _ := store.Membership(ctx, pool, schema, org, user)
+		role := ""
+		if v.Role != nil {
+			role = " as " + *v.Role
+		}
+		fmt.Fprintf(w, "  %-8s %-7s %-38s member %s <%s> of %q%s\n", now, n.Op, user, s(v.UserName), s(v.UserEmail), s(v.OrganizationName), role)
+	default:
+		name, email, _ := store.UserName(ctx, pool, schema, n.ID)
+		fmt.Fprintf(w, "  %-8s %-7s %-38s %s <%s>\n", now, n.Op, n.ID, s(name), s(email))
+	}
 }
 
 type pgxQuerier = store.DB
 
-func printCounts(ctx context.Context, w io.Writer, pool pgxQuerier, schema string) {
+func printCounts(ctx context.Context, w io.Writer, pool pgxQuerier, schema string, orgs bool) {
 	if live, deleted, err := store.CountUsers(ctx, pool, schema); err == nil {
 		fmt.Fprintf(w, "▶ %s.users_sync: %d users, %d marked deleted\n", schema, live, deleted)
+	}
+	if !orgs {
+		return
+	}
+	if live, deleted, members, err := store.CountOrganizations(ctx, pool, schema); err == nil {
+		fmt.Fprintf(w, "▶ %s.organizations_sync: %d organizations, %d marked deleted; %s.memberships_sync: %d memberships\n",
+			schema, live, deleted, schema, members)
 	}
 }
