@@ -30,6 +30,13 @@ const (
 	// batchSeconds bounds one reservation: at most this many seconds' worth
 	// of requests.
 	batchSeconds = 0.2
+	// aheadSeconds is how many seconds' worth of slots a reservation takes
+	// at least (at most aheadMax), so that at a high limit a process asks
+	// the database once per few requests, not once per request, even when
+	// its requests come one at a time. Below 1/aheadSeconds requests per
+	// second it reserves only for the requests waiting.
+	aheadSeconds = 0.01
+	aheadMax     = 100
 	// slowFactor multiplies the effective rate at a 429; slowFloor is the
 	// lowest share of the limit it goes down to.
 	slowFactor = 0.5
@@ -80,6 +87,7 @@ type Budget struct {
 	q        store.RateLimits
 	budget   store.Budget
 	maxBatch int
+	ahead    int
 	obs      Observer
 	log      *slog.Logger
 
@@ -113,6 +121,7 @@ func New(cfg Config) (*Budget, error) {
 	b := &Budget{name: cfg.Provider, db: cfg.DB, q: cfg.Store.RateLimits(), obs: obs, log: log,
 		budget:   store.Budget{Limit: cfg.Limit, Burst: max(1, cfg.Limit*burstSeconds), Recover: store.RateLimitRecovery},
 		maxBatch: max(1, int(cfg.Limit*batchSeconds)), reserved: make(chan struct{})}
+	b.ahead = min(b.maxBatch, aheadMax, int(cfg.Limit*aheadSeconds))
 	return b, nil
 }
 
@@ -158,7 +167,7 @@ func (b *Budget) Wait(ctx context.Context) error {
 		}
 		if !b.reserving {
 			b.reserving = true
-			n := min(b.waiting+1, b.maxBatch)
+			n := min(max(b.waiting+1, b.ahead), b.maxBatch)
 			done := b.reserved
 			b.mu.Unlock()
 			err := b.reserve(ctx, n)

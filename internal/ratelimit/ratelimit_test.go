@@ -313,3 +313,32 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestHighLimitReservesAhead: at a high limit, requests made one at a time
+// do not each ask the database for a slot: a reservation (each reports the
+// rate once) serves several of them. At a low limit, each reserves for
+// itself only (the shared budget is not spent ahead).
+func TestHighLimitReservesAhead(t *testing.T) {
+	url := migrated(t)
+	srv, _, _ := limitedServer(t, 1e9, 1e9)
+	for _, c := range []struct {
+		prov      string
+		limit     float64
+		maxReserv int
+	}{{"stackauth", 1e6, 10}, {"clerk", 50, 40}} {
+		p := newProcess(t, url, c.prov, c.limit)
+		const n = 40
+		if failed := hammer(t, srv.URL, n, 1, p.client); failed != 0 {
+			t.Fatalf("%s: %d requests failed", c.prov, failed)
+		}
+		p.obs.mu.Lock()
+		reservations, granted := len(p.obs.rates), p.obs.granted
+		p.obs.mu.Unlock()
+		if granted != n || reservations == 0 || reservations > c.maxReserv {
+			t.Errorf("%s at %v/s: %d requests granted after %d reservations, want %d after 1..%d", c.prov, c.limit, granted, reservations, n, c.maxReserv)
+		}
+		if c.limit < 1/0.01 && reservations != n {
+			t.Errorf("%s at %v/s: %d reservations for %d one-at-a-time requests, want one each", c.prov, c.limit, reservations, n)
+		}
+	}
+}
