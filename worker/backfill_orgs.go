@@ -72,6 +72,15 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		}
 	}
 
+	if r == nil {
+		// A first page whose chain a newer users run has overtaken (this
+		// job waited, rate-limited, while another run started): that
+		// run's chain covers it, and starting here would abandon it.
+		if newer, err := w.overtaken(ctx, w.deps.DB, rs, a); err != nil || newer {
+			return err
+		}
+	}
+
 	listed := a.Cursor
 	page, err := reader.ListOrganizations(ctx, listed)
 	restarted := false
@@ -112,6 +121,13 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		return err
 	}
 	if r == nil {
+		// Checked again where it counts: no run starts here while a
+		// newer users run's chain runs.
+		if newer, err := w.overtaken(ctx, tx, rs, a); err != nil {
+			return err
+		} else if newer {
+			return tx.Commit(ctx)
+		}
 		var usersRun *int64
 		if a.UsersRunID != 0 {
 			usersRun = &a.UsersRunID
@@ -166,6 +182,21 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		log.Info("organizations backfill run complete", "run_id", r.ID, "deleted", deleted)
 	}
 	return nil
+}
+
+// overtaken reports whether an organizations run started by a newer users
+// run than a's is running: a's first page then has nothing to do.
+func (w *BackfillOrganizationsWorker) overtaken(ctx context.Context, db store.DB, rs store.Runs, a jobs.BackfillOrganizationsArgs) (bool, error) {
+	cur, err := rs.Latest(ctx, db, a.Provider, store.RunRunning)
+	if err != nil {
+		return false, fmt.Errorf("backfill organizations of %s: %w", a.Provider, err)
+	}
+	if cur != nil && cur.UsersRun != nil && *cur.UsersRun > a.UsersRunID {
+		w.deps.Logger.Info("organizations backfill: a newer run's chain is running; this page has nothing to do",
+			"provider", a.Provider, "running_run_id", cur.ID, "users_run_id", a.UsersRunID)
+		return true, nil
+	}
+	return false, nil
 }
 
 // memberships lists every membership of each organization, a few

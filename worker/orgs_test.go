@@ -1038,6 +1038,46 @@ func TestBackfillOrganizationsRateLimitKeepsProgress(t *testing.T) {
 	}
 }
 
+// A first page of an older users run's chain that runs late (it waited,
+// rate-limited) while a newer run's chain is running does nothing: it
+// neither starts a run nor abandons the running one, which completes.
+func TestBackfillOrganizationsOvertakenFirstPage(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, false, 2)
+	for i := range 4 {
+		u.mem.put(fmt.Sprintf("org_%d", i), "x")
+	}
+	tx := u.begin()
+	w := u.orgBackfillWorker(tx)
+	if _, err := w.Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: 2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+	runs := u.orgRuns(tx)
+	if len(runs) != 1 || runs[0].Status != store.RunRunning || runs[0].UsersRun == nil || *runs[0].UsersRun != 2 {
+		t.Fatalf("runs %+v: want only the newer chain's run, still running", runs)
+	}
+	var id int64
+	if err := tx.QueryRow(t.Context(), `SELECT id FROM usersync.river_job WHERE kind = 'backfill_organizations' AND state = 'available' ORDER BY id LIMIT 1`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	next, err := u.inserter.JobGetTx(t.Context(), tx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	runs = u.orgRuns(tx)
+	if len(runs) != 1 || runs[0].Status != store.RunCompleted || runs[0].Listed != 4 {
+		t.Fatalf("runs %+v: want the newer chain's run completed with 4 listed", runs)
+	}
+}
+
 // USERSYNC_REDACT drops its keys from organizations' and memberships'
 // raw_json too; the columns still come from the full objects.
 func TestOrganizationRedaction(t *testing.T) {
