@@ -248,11 +248,13 @@ func (b *Backfill) organizationsProgress(ctx context.Context, usersRun int64, p 
 			return true, nil
 		case "completed":
 			// It started its run since the run was looked up: read again.
+			// Completed twice with no run: it found another chain going
+			// and left the organizations to it.
 			continue
 		}
 		return false, nil
 	}
-	return false, nil
+	return true, nil
 }
 
 // Follow reads the backfill's progress at once and then every interval

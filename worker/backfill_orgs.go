@@ -73,10 +73,11 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 	}
 
 	if r == nil {
-		// A first page whose chain a newer users run has overtaken (this
-		// job waited, rate-limited, while another run started): that
-		// run's chain covers it, and starting here would abandon it.
-		if newer, err := w.overtaken(ctx, w.deps.DB, rs, a); err != nil || newer {
+		// One organizations chain at a time: a first page that finds
+		// another run's chain going (this job waited, rate-limited, while
+		// another run started, or a newer users run started one) leaves
+		// it to that chain.
+		if newer, err := w.overtaken(ctx, w.deps.DB, rs, b, job); err != nil || newer {
 			return err
 		}
 	}
@@ -121,9 +122,9 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		return err
 	}
 	if r == nil {
-		// Checked again where it counts: no run starts here while a
-		// newer users run's chain runs.
-		if newer, err := w.overtaken(ctx, tx, rs, a); err != nil {
+		// Checked again where it counts: no run starts here while another
+		// chain goes on.
+		if newer, err := w.overtaken(ctx, tx, rs, b, job); err != nil {
 			return err
 		} else if newer {
 			return tx.Commit(ctx)
@@ -184,19 +185,24 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 	return nil
 }
 
-// overtaken reports whether an organizations run started by a newer users
-// run than a's is running: a's first page then has nothing to do.
-func (w *BackfillOrganizationsWorker) overtaken(ctx context.Context, db store.DB, rs store.Runs, a jobs.BackfillOrganizationsArgs) (bool, error) {
+// overtaken reports whether another organizations run of a's provider is
+// running with its chain still going (a job of it waiting or running): a's
+// first page then has nothing to do, as that chain lists the organizations
+// from now on. Starting a run here would abandon it. A running run whose
+// chain ended (its last job discarded) is superseded as before.
+func (w *BackfillOrganizationsWorker) overtaken(ctx context.Context, db store.DB, rs store.Runs, b *Binding, job *river.Job[jobs.BackfillOrganizationsArgs]) (bool, error) {
+	a := job.Args
 	cur, err := rs.Latest(ctx, db, a.Provider, store.RunRunning)
-	if err != nil {
-		return false, fmt.Errorf("backfill organizations of %s: %w", a.Provider, err)
+	if err != nil || cur == nil {
+		return false, err
 	}
-	if cur != nil && cur.UsersRun != nil && *cur.UsersRun > a.UsersRunID {
-		w.deps.Logger.Info("organizations backfill: a newer run's chain is running; this page has nothing to do",
-			"provider", a.Provider, "running_run_id", cur.ID, "users_run_id", a.UsersRunID)
-		return true, nil
+	alive, err := store.RiverJobs(b.Store.Schemas().River).OrganizationsRunAlive(ctx, db, a.Provider, cur.ID, job.ID)
+	if err != nil || !alive {
+		return false, err
 	}
-	return false, nil
+	w.deps.Logger.Info("organizations backfill: another run's chain is going; this first page has nothing to do",
+		"provider", a.Provider, "running_run_id", cur.ID, "users_run_id", a.UsersRunID)
+	return true, nil
 }
 
 // memberships lists every membership of each organization, a few

@@ -1038,44 +1038,75 @@ func TestBackfillOrganizationsRateLimitKeepsProgress(t *testing.T) {
 	}
 }
 
-// A first page of an older users run's chain that runs late (it waited,
-// rate-limited) while a newer run's chain is running does nothing: it
-// neither starts a run nor abandons the running one, which completes.
-func TestBackfillOrganizationsOvertakenFirstPage(t *testing.T) {
+// One organizations chain at a time: a first page that finds another run's
+// chain going (an older users run's page that ran late, rate-limited, or a
+// newer users run's) does nothing: it neither starts a run nor abandons the
+// running one, which completes. A running run whose chain ended is
+// superseded.
+func TestBackfillOrganizationsOneChainAtATime(t *testing.T) {
 	t.Parallel()
-	u := newOrgUnit(t, false, 2)
-	for i := range 4 {
-		u.mem.put(fmt.Sprintf("org_%d", i), "x")
+	for _, tc := range []struct {
+		name          string
+		running, late int64
+	}{{"older page late", 2, 1}, {"newer page", 1, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newOrgUnit(t, false, 2)
+			for i := range 4 {
+				u.mem.put(fmt.Sprintf("org_%d", i), "x")
+			}
+			tx := u.begin()
+			w := u.orgBackfillWorker(tx)
+			if _, err := w.Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: tc.running}, nil); err != nil {
+				t.Fatal(err)
+			}
+			res, err := w.Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: tc.late}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+			runs := u.orgRuns(tx)
+			if len(runs) != 1 || runs[0].Status != store.RunRunning || runs[0].UsersRun == nil || *runs[0].UsersRun != tc.running {
+				t.Fatalf("runs %+v: want only the first chain's run, still running", runs)
+			}
+			var id int64
+			if err := tx.QueryRow(t.Context(), `SELECT id FROM usersync.river_job WHERE kind = 'backfill_organizations' AND state = 'available' ORDER BY id LIMIT 1`).Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			next, err := u.inserter.JobGetTx(t.Context(), tx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			runs = u.orgRuns(tx)
+			if len(runs) != 1 || runs[0].Status != store.RunCompleted || runs[0].Listed != 4 {
+				t.Fatalf("runs %+v: want the first chain's run completed with 4 listed", runs)
+			}
+		})
 	}
-	tx := u.begin()
-	w := u.orgBackfillWorker(tx)
-	if _, err := w.Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: 2}, nil); err != nil {
-		t.Fatal(err)
-	}
-	res, err := w.Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: 1}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
-	runs := u.orgRuns(tx)
-	if len(runs) != 1 || runs[0].Status != store.RunRunning || runs[0].UsersRun == nil || *runs[0].UsersRun != 2 {
-		t.Fatalf("runs %+v: want only the newer chain's run, still running", runs)
-	}
-	var id int64
-	if err := tx.QueryRow(t.Context(), `SELECT id FROM usersync.river_job WHERE kind = 'backfill_organizations' AND state = 'available' ORDER BY id LIMIT 1`).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
-	next, err := u.inserter.JobGetTx(t.Context(), tx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	runs = u.orgRuns(tx)
-	if len(runs) != 1 || runs[0].Status != store.RunCompleted || runs[0].Listed != 4 {
-		t.Fatalf("runs %+v: want the newer chain's run completed with 4 listed", runs)
-	}
+	t.Run("dead chain superseded", func(t *testing.T) {
+		u := newOrgUnit(t, false, 2)
+		for i := range 4 {
+			u.mem.put(fmt.Sprintf("org_%d", i), "x")
+		}
+		tx := u.begin()
+		w := u.orgBackfillWorker(tx)
+		if _, err := w.Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: 1}, nil); err != nil {
+			t.Fatal(err)
+		}
+		// The chain's next page was discarded: the run is left running.
+		if _, err := tx.Exec(t.Context(), `UPDATE usersync.river_job SET state = 'discarded', finalized_at = now() WHERE kind = 'backfill_organizations' AND state = 'available'`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.orgBackfill(tx, nil, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: 2}, nil); err != nil {
+			t.Fatal(err)
+		}
+		runs := u.orgRuns(tx)
+		if len(runs) != 2 || runs[0].Status != store.RunFailed || runs[1].Status != store.RunCompleted || runs[1].Listed != 4 {
+			t.Fatalf("runs %+v: want the dead run failed and a new one completed", runs)
+		}
+	})
 }
 
 // USERSYNC_REDACT drops its keys from organizations' and memberships'

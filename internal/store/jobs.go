@@ -122,6 +122,20 @@ func (q Jobs) OrganizationsChainState(ctx context.Context, db DB, prov string, u
 	return &s, nil
 }
 
+// OrganizationsRunAlive reports whether organizations run runID of prov
+// still has a backfill_organizations job waiting or running (its chain
+// goes on), other than job except.
+func (q Jobs) OrganizationsRunAlive(ctx context.Context, db DB, prov string, runID, except int64) (bool, error) {
+	var alive bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+q.s.riverJob()+`
+		WHERE kind = 'backfill_organizations' AND args->>'provider' = $1 AND args->>'run_id' = $2::bigint::text
+		  AND id <> $3 AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled'))`, prov, runID, except).Scan(&alive)
+	if err != nil {
+		return false, fmt.Errorf("read the jobs of organizations run %d: %w", runID, err)
+	}
+	return alive, nil
+}
+
 // QueueCount is how many jobs of a queue are in a state.
 type QueueCount struct {
 	Queue, State string
