@@ -248,10 +248,18 @@ func (b *Backfill) organizationsProgress(ctx context.Context, usersRun int64, p 
 			return true, nil
 		case "completed":
 			// It started its run since the run was looked up: read again.
-			// Completed twice with no run: it found another chain going
-			// and left the organizations to it.
 			continue
 		}
+		return false, nil
+	}
+	// Completed with no run of its own: it found another run's chain going
+	// and left the organizations to it. Follow that run until it ends.
+	r, err := runs.Latest(ctx, e.pool, b.provider, RunRunning)
+	if err != nil {
+		return false, err
+	}
+	if r != nil {
+		p.Organizations = r
 		return false, nil
 	}
 	return true, nil

@@ -73,12 +73,14 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 	}
 
 	if r == nil {
-		// One organizations chain at a time: a first page that finds
-		// another run's chain going (this job waited, rate-limited, while
-		// another run started, or a newer users run started one) leaves
-		// it to that chain.
-		if newer, err := w.overtaken(ctx, w.deps.DB, rs, b, job); err != nil || newer {
+		// One organizations chain at a time (overtaken).
+		switch cw, err := w.overtaken(ctx, w.deps.DB, rs, b, job); {
+		case err != nil:
 			return err
+		case cw == chainDone:
+			return nil
+		case cw == chainLater:
+			return river.JobSnooze(chainLaterSnooze)
 		}
 	}
 
@@ -124,10 +126,14 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 	if r == nil {
 		// Checked again where it counts: no run starts here while another
 		// chain goes on.
-		if newer, err := w.overtaken(ctx, tx, rs, b, job); err != nil {
+		switch cw, err := w.overtaken(ctx, tx, rs, b, job); {
+		case err != nil:
 			return err
-		} else if newer {
+		case cw == chainDone:
 			return tx.Commit(ctx)
+		case cw == chainLater:
+			_ = tx.Rollback(ctx)
+			return river.JobSnooze(chainLaterSnooze)
 		}
 		var usersRun *int64
 		if a.UsersRunID != 0 {
@@ -185,25 +191,43 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 	return nil
 }
 
-// overtaken reports whether another organizations run of a's provider is
-// running with its chain still going (a job of it waiting or running): a's
-// first page then has nothing to do, as that chain lists the organizations
-// from now on. Starting a run here would abandon it. A running run whose
-// chain ended (its last job discarded) is superseded as before.
-func (w *BackfillOrganizationsWorker) overtaken(ctx context.Context, db store.DB, rs store.Runs, b *Binding, job *river.Job[jobs.BackfillOrganizationsArgs]) (bool, error) {
+// chainWait says what a first page does when another organizations run of
+// its provider is running.
+type chainWait int
+
+const (
+	chainStart chainWait = iota // no other chain goes on: start a run
+	chainDone                   // a newer users run's chain goes on: nothing to do
+	chainLater                  // an older run's chain goes on: start after it
+)
+
+// overtaken reports what a's first page does about another organizations
+// run of its provider that is running with its chain still going (a job of
+// it waiting or running): one chain at a time. A chain started by a newer
+// users run covers this one (chainDone); an older one is let finish, and
+// this page waits for it (chainLater), so that the organizations are
+// listed again after this users run began. A running run whose chain ended
+// (its last job discarded) is superseded (chainStart).
+func (w *BackfillOrganizationsWorker) overtaken(ctx context.Context, db store.DB, rs store.Runs, b *Binding, job *river.Job[jobs.BackfillOrganizationsArgs]) (chainWait, error) {
 	a := job.Args
 	cur, err := rs.Latest(ctx, db, a.Provider, store.RunRunning)
 	if err != nil || cur == nil {
-		return false, err
+		return chainStart, err
 	}
 	alive, err := store.RiverJobs(b.Store.Schemas().River).OrganizationsRunAlive(ctx, db, a.Provider, cur.ID, job.ID)
 	if err != nil || !alive {
-		return false, err
+		return chainStart, err
 	}
-	w.deps.Logger.Info("organizations backfill: another run's chain is going; this first page has nothing to do",
-		"provider", a.Provider, "running_run_id", cur.ID, "users_run_id", a.UsersRunID)
-	return true, nil
+	if cur.UsersRun != nil && *cur.UsersRun > a.UsersRunID {
+		w.deps.Logger.Info("organizations backfill: a newer run's chain is going; this first page has nothing to do",
+			"provider", a.Provider, "running_run_id", cur.ID, "users_run_id", a.UsersRunID)
+		return chainDone, nil
+	}
+	return chainLater, nil
 }
+
+// chainLaterSnooze is how long a first page waits for another chain to end.
+const chainLaterSnooze = 5 * time.Second
 
 // memberships lists every membership of each organization, a few
 // organizations at a time, in order, until the page budget has passed (at

@@ -1039,10 +1039,10 @@ func TestBackfillOrganizationsRateLimitKeepsProgress(t *testing.T) {
 }
 
 // One organizations chain at a time: a first page that finds another run's
-// chain going (an older users run's page that ran late, rate-limited, or a
-// newer users run's) does nothing: it neither starts a run nor abandons the
-// running one, which completes. A running run whose chain ended is
-// superseded.
+// chain going neither starts a run nor abandons the running one, which
+// completes. An older users run's page that ran late (rate-limited) does
+// nothing; a newer users run's page waits (snoozes) and starts its run
+// after. A running run whose chain ended is superseded.
 func TestBackfillOrganizationsOneChainAtATime(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -1063,7 +1063,15 @@ func TestBackfillOrganizationsOneChainAtATime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+			newer := tc.late > tc.running
+			if newer {
+				// A short snooze leaves the job available, due later.
+				if res.EventKind != river.EventKindJobSnoozed || !res.Job.ScheduledAt.After(time.Now()) {
+					t.Fatalf("job worked: event %s, state %s, due %s; want snoozed, due later", res.EventKind, res.Job.State, res.Job.ScheduledAt)
+				}
+			} else {
+				wantKind(t, res, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+			}
 			runs := u.orgRuns(tx)
 			if len(runs) != 1 || runs[0].Status != store.RunRunning || runs[0].UsersRun == nil || *runs[0].UsersRun != tc.running {
 				t.Fatalf("runs %+v: want only the first chain's run, still running", runs)
@@ -1079,9 +1087,21 @@ func TestBackfillOrganizationsOneChainAtATime(t *testing.T) {
 			if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, nil); err != nil {
 				t.Fatal(err)
 			}
+			// The chain goes on (and the waiting page, worked after it, starts
+			// its own run).
 			runs = u.orgRuns(tx)
-			if len(runs) != 1 || runs[0].Status != store.RunCompleted || runs[0].Listed != 4 {
+			if runs[0].Status != store.RunCompleted || runs[0].Listed != 4 {
 				t.Fatalf("runs %+v: want the first chain's run completed with 4 listed", runs)
+			}
+			if !newer {
+				if len(runs) != 1 {
+					t.Fatalf("runs %+v: want one", runs)
+				}
+				return
+			}
+			if len(runs) != 2 || runs[1].Status != store.RunCompleted || runs[1].UsersRun == nil || *runs[1].UsersRun != tc.late ||
+				runs[1].Listed != 4 || runs[1].StartedAt.Before(*runs[0].FinishedAt) {
+				t.Fatalf("runs %+v: want the waiting page's own run, started after the first ended, completed with 4 listed", runs)
 			}
 		})
 	}
