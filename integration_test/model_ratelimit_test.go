@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// modelRateLimit is a seed's provider rate limit (SPEC §6.11 in the model's
+// modelRateLimit is a seed's provider rate limit (docs/guarantees.md §11 in the model's
 // mix): for half the seeds, the fake enforces perSecond requests with
 // bursts of burst (429 with Retry-After beyond), and usersync's
 // *_RATE_LIMIT is set at, below or above it (above: the 429s that follow
