@@ -193,28 +193,35 @@ func (w *BackfillPageWorker) skipNewRun(ctx context.Context, rs store.Runs, a jo
 // fixes them, and `usersync backfill --wait` should say so rather than wait
 // hours of backoff (the next scheduled or manual run starts afresh).
 func (w *BackfillPageWorker) failed(ctx context.Context, rs store.Runs, job *river.Job[jobs.BackfillPageArgs], r *store.Run, err error) error {
-	a := job.Args
+	return runFailed(ctx, w.deps, rs, r, job.Args.Provider, "backfill", "list users", job.Attempt >= job.MaxAttempts, err)
+}
+
+// runFailed is the failure path of both backfill chains: what names the
+// run in log lines ("backfill", "organizations backfill"), op the failed
+// operation; last says the job has no attempt left.
+func runFailed(ctx context.Context, d Deps, rs store.Runs, r *store.Run, prov, what, op string, last bool, err error) error {
 	var rl *provider.RateLimitedError
 	rateLimited := errors.As(err, &rl)
 	badCredentials := errors.Is(err, provider.ErrBadCredentials)
 	if badCredentials {
-		w.deps.Logger.Error("provider rejected usersync's credentials: check them; backfill run failed", "provider", a.Provider, "err", err)
-		w.deps.Observer.SyncFailed(a.Provider, "bad_credentials", err)
+		d.Logger.Error("provider rejected usersync's credentials: check them; "+what+" run failed", "provider", prov, "err", err)
+		d.Observer.SyncFailed(prov, "bad_credentials", err)
 	}
 	if r != nil {
-		final := badCredentials || (!rateLimited && job.Attempt >= job.MaxAttempts)
-		if dbErr := rs.RecordError(ctx, w.deps.DB, r.ID, err.Error(), final); dbErr != nil {
-			w.deps.Logger.Warn("could not record backfill error", "run_id", r.ID, "err", dbErr)
+		final := badCredentials || (!rateLimited && last)
+		if dbErr := rs.RecordError(ctx, d.DB, r.ID, err.Error(), final); dbErr != nil {
+			d.Logger.Warn("could not record backfill error", "run_id", r.ID, "err", dbErr)
 		}
 	}
 	if rateLimited {
-		w.deps.Logger.Warn("backfill rate limited by provider; waiting", "provider", a.Provider, "retry_after", snoozeFor(rl))
+		d.Logger.Warn(what+" rate limited by provider; waiting", "provider", prov, "retry_after", snoozeFor(rl))
 		return river.JobSnooze(snoozeFor(rl))
 	}
+	err = fmt.Errorf("%s %s: %s: %w", what, prov, op, err)
 	if badCredentials {
-		return river.JobCancel(fmt.Errorf("backfill %s: list users: %w", a.Provider, err))
+		return river.JobCancel(err)
 	}
-	return fmt.Errorf("backfill %s: list users: %w", a.Provider, err)
+	return err
 }
 
 // heldRun is what a held run would have deleted.

@@ -289,28 +289,7 @@ func (w *BackfillOrganizationsWorker) memberships(ctx context.Context, reader pr
 
 // failed is BackfillPageWorker.failed for an organizations page.
 func (w *BackfillOrganizationsWorker) failed(ctx context.Context, rs store.Runs, job *river.Job[jobs.BackfillOrganizationsArgs], r *store.Run, err error) error {
-	a := job.Args
-	var rl *provider.RateLimitedError
-	rateLimited := errors.As(err, &rl)
-	badCredentials := errors.Is(err, provider.ErrBadCredentials)
-	if badCredentials {
-		w.deps.Logger.Error("provider rejected usersync's credentials: check them; organizations backfill run failed", "provider", a.Provider, "err", err)
-		w.deps.Observer.SyncFailed(a.Provider, "bad_credentials", err)
-	}
-	if r != nil {
-		final := badCredentials || (!rateLimited && job.Attempt >= job.MaxAttempts)
-		if dbErr := rs.RecordError(ctx, w.deps.DB, r.ID, err.Error(), final); dbErr != nil {
-			w.deps.Logger.Warn("could not record backfill error", "run_id", r.ID, "err", dbErr)
-		}
-	}
-	if rateLimited {
-		w.deps.Logger.Warn("organizations backfill rate limited by provider; waiting", "provider", a.Provider, "retry_after", snoozeFor(rl))
-		return river.JobSnooze(snoozeFor(rl))
-	}
-	if badCredentials {
-		return river.JobCancel(fmt.Errorf("backfill organizations of %s: %w", a.Provider, err))
-	}
-	return fmt.Errorf("backfill organizations of %s: %w", a.Provider, err)
+	return runFailed(ctx, w.deps, rs, r, job.Args.Provider, "organizations backfill", "list organizations", job.Attempt >= job.MaxAttempts, err)
 }
 
 // finish ends an organizations run whose list reported its end: it infers
