@@ -207,3 +207,108 @@ func TestBatcherEnqueuesOrganizationSyncs(t *testing.T) {
 		t.Fatalf("%d sync_organization and %d sync_user jobs, want 2 and 1", orgs, users)
 	}
 }
+
+// idleInTransaction counts this database's sessions that hold a transaction
+// and run nothing.
+func idleInTransaction(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state = 'idle in transaction'`).Scan(&n); err != nil {
+		t.Fatalf("pg_stat_activity: %v", err)
+	}
+	return n
+}
+
+// await polls cond until it holds or the deadline passes.
+func await(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A writer begins its next transaction as it commits a batch, and lets it
+// go once deliveries stop: an idle receiver holds no open transaction.
+func TestBatcherLetsGoOfItsTransactionWhenIdle(t *testing.T) {
+	t.Parallel()
+	b, pool := newBatcher(t)
+	if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: "user_once"}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, "no session idle in transaction", func() bool { return idleInTransaction(t, pool) == 0 })
+	if n := syncJobsOf(t, pool, []string{"user_once"}); n != 1 {
+		t.Fatalf("%d jobs, want 1", n)
+	}
+}
+
+// A batch whose commit fails is answered with the error and leaves nothing
+// behind; the writer's next batch commits on a sound transaction.
+func TestBatcherCommitFailureLeavesNothing(t *testing.T) {
+	t.Parallel()
+	b, pool := newBatcher(t)
+	// A deferred constraint trigger fails the commit of any transaction
+	// that enqueues user_poison.
+	if _, err := pool.Exec(t.Context(), `
+		CREATE FUNCTION usersync.poison() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.args->>'user_id' = 'user_poison' THEN RAISE EXCEPTION 'poisoned batch'; END IF;
+			RETURN NULL;
+		END $$;
+		CREATE CONSTRAINT TRIGGER poison AFTER INSERT ON usersync.river_job
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION usersync.poison();`); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		ok := fmt.Sprintf("user_ok_%d", round)
+		if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: ok}); err != nil {
+			t.Fatalf("round %d: submit %s: %v", round, ok, err)
+		}
+		if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: "user_poison"}); err == nil {
+			t.Fatalf("round %d: a batch whose commit failed was answered committed", round)
+		}
+		if n := syncJobsOf(t, pool, []string{ok, "user_poison"}); n != 1 {
+			t.Fatalf("round %d: %d jobs, want 1 (the failed batch's job must not exist)", round, n)
+		}
+	}
+}
+
+// A connection lost while its writer waited with a begun transaction (an
+// operator's pg_terminate_backend, idle_in_transaction_session_timeout) does
+// not fail the next batch: it is committed on a new connection.
+func TestBatcherSurvivesLostIdleConnection(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t), 4)
+	if err := migrate.Run(t.Context(), pool, migrate.Plan{InternalSchema: "usersync"}, discard); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: "usersync", Logger: discard})
+	if err != nil {
+		t.Fatalf("river client: %v", err)
+	}
+	// One writer that keeps its begun transaction for a long time.
+	b := webhook.NewBatcherIdle(pool, client, "usersync", 1, 64, time.Hour, discard)
+	t.Cleanup(b.Close)
+	for round := range 3 {
+		first := fmt.Sprintf("user_first_%d", round)
+		if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: first}); err != nil {
+			t.Fatal(err)
+		}
+		await(t, "the writer's begun transaction", func() bool { return idleInTransaction(t, pool) == 1 })
+		if _, err := pool.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND state = 'idle in transaction'`); err != nil {
+			t.Fatal(err)
+		}
+		next := fmt.Sprintf("user_next_%d", round)
+		if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: next}); err != nil {
+			t.Fatalf("round %d: a batch after the connection was lost: %v", round, err)
+		}
+		if n := syncJobsOf(t, pool, []string{first, next}); n != 2 {
+			t.Fatalf("round %d: %d jobs, want 2", round, n)
+		}
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
@@ -216,14 +215,13 @@ func writeJSON(w http.ResponseWriter, status int, errMsg string) {
 // transaction (one fsync) that enqueues all their jobs, and every waiting
 // request is answered once it commits, or told it failed.
 type Batcher struct {
-	db interface {
-		Begin(context.Context) (pgx.Tx, error)
-	}
+	db          Acquirer
 	ins         jobs.Inserter
 	riverSchema string // of River's tables, where ins inserts
 	logger      *slog.Logger
 	reqs        chan *pending
 	maxBatch    int
+	chainIdle   time.Duration // how long a writer keeps a begun transaction
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
 	closed      chan struct{}
@@ -250,11 +248,14 @@ const commitTimeout = 10 * time.Second
 var ErrClosed = errors.New("webhook receiver is shutting down")
 
 // NewBatcher starts writers goroutines that commit batches of at most
-// maxBatch jobs through ins, whose River tables are in riverSchema.
-func NewBatcher(db interface {
-	Begin(context.Context) (pgx.Tx, error)
-}, ins jobs.Inserter, riverSchema string, writers, maxBatch int, logger *slog.Logger) *Batcher {
-	b := &Batcher{db: db, ins: ins, riverSchema: riverSchema, logger: logger,
+// maxBatch jobs through ins, whose River tables are in riverSchema, each on
+// a connection from db.
+func NewBatcher(db Acquirer, ins jobs.Inserter, riverSchema string, writers, maxBatch int, logger *slog.Logger) *Batcher {
+	return newBatcher(db, ins, riverSchema, writers, maxBatch, chainIdle, logger)
+}
+
+func newBatcher(db Acquirer, ins jobs.Inserter, riverSchema string, writers, maxBatch int, idle time.Duration, logger *slog.Logger) *Batcher {
+	b := &Batcher{db: db, ins: ins, riverSchema: riverSchema, logger: logger, chainIdle: idle,
 		reqs: make(chan *pending, maxBatch*writers), maxBatch: maxBatch, closed: make(chan struct{})}
 	for range writers {
 		b.wg.Add(1)
@@ -308,19 +309,52 @@ func (b *Batcher) Close() {
 	b.wg.Wait()
 }
 
+// Batches fill up by lingering: under load (the writer's previous batch
+// held at least lingerAfter deliveries) a batch smaller than lingerBelow
+// waits up to lingerMax for more before it commits. At a trickle of
+// deliveries batches stay single and never wait; under a flood, fewer and
+// larger transactions cost less per delivery than many small ones.
+const (
+	lingerMax   = 500 * time.Microsecond
+	lingerBelow = 24
+	lingerAfter = 4
+)
+
 func (b *Batcher) writer() {
 	defer b.wg.Done()
+	c := &chain{db: b.db}
+	defer c.rollback()
 	batch := make([]*pending, 0, b.maxBatch)
+	idle := time.NewTimer(b.chainIdle)
+	defer idle.Stop()
+	linger := time.NewTimer(lingerMax)
+	defer linger.Stop()
+	prev := 0
 	for {
 		var first *pending
-		select {
-		case first = <-b.reqs:
-		case <-b.closed:
-			// Drain what was queued before Close.
+		if c.conn != nil {
+			// Holding a begun transaction: wait a little for the next
+			// delivery, then let go of it.
+			idle.Reset(b.chainIdle)
 			select {
 			case first = <-b.reqs:
-			default:
-				return
+			case <-idle.C:
+				c.rollback()
+				continue
+			case <-b.closed:
+				c.rollback()
+				continue
+			}
+		} else {
+			select {
+			case first = <-b.reqs:
+			case <-b.closed:
+				// Drain what was queued before Close.
+				select {
+				case first = <-b.reqs:
+				default:
+					return
+				}
 			}
 		}
 		batch = append(batch[:0], first)
@@ -333,21 +367,35 @@ func (b *Batcher) writer() {
 				break fill
 			}
 		}
-		err := b.commit(batch)
+		if prev >= lingerAfter && len(batch) < lingerBelow {
+			linger.Reset(lingerMax)
+		wait:
+			for len(batch) < lingerBelow {
+				select {
+				case p := <-b.reqs:
+					batch = append(batch, p)
+				case <-linger.C:
+					break wait
+				}
+			}
+		}
+		prev = len(batch)
+		err := b.commit(c, batch)
 		for _, p := range batch {
 			p.done <- err
 		}
 	}
 }
 
-func (b *Batcher) commit(batch []*pending) error {
+func (b *Batcher) commit(c *chain, batch []*pending) error {
 	refs := make([]jobs.UserRef, len(batch))
 	for i, p := range batch {
 		refs[i] = p.ref
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if err = b.commitOnce(refs); err == nil || !retryable(err) {
+		var chained bool
+		if chained, err = b.commitOnce(c, refs); err == nil || !(retryable(err) || chained && brokenConn(err)) {
 			break
 		}
 	}
@@ -357,23 +405,37 @@ func (b *Batcher) commit(batch []*pending) error {
 	return err
 }
 
-func (b *Batcher) commitOnce(refs []jobs.UserRef) error {
+// commitOnce enqueues refs' jobs in the chain's transaction and commits it.
+// chained reports that the transaction was begun before the batch came (by
+// the previous commit): a connection lost while it waited is then no reason
+// to fail the batch, which is tried again on a new one.
+func (b *Batcher) commitOnce(c *chain, refs []jobs.UserRef) (chained bool, err error) {
 	// Not the request's context: a client hanging up must not roll back a
 	// batch other requests depend on.
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	tx, err := b.db.Begin(ctx)
+	chained = c.conn != nil
+	tx, err := c.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return chained, err
 	}
-	defer tx.Rollback(ctx)
 	if _, err := jobs.EnqueueRefs(ctx, tx, b.ins, b.riverSchema, refs); err != nil {
-		return err
+		c.drop()
+		return chained, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	return chained, c.commit(ctx)
+}
+
+// brokenConn reports an error that ended the connection rather than the
+// statement: no answer from the database (closed, reset, timed out), or a
+// FATAL one (the session was terminated, say by pg_terminate_backend or
+// idle_in_transaction_session_timeout) or a connection exception (08xxx).
+func brokenConn(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true
 	}
-	return nil
+	return pgErr.Severity == "FATAL" || strings.HasPrefix(pgErr.Code, "08")
 }
 
 func retryable(err error) bool {
