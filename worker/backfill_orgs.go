@@ -167,16 +167,28 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 	if ended && !last {
 		// The list has ended, but some organizations must be read again
 		// before the run can finish.
-		next = jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: next.RunID, UsersRunID: a.UsersRunID, Redo: res.Resync, Finish: true}
+		next = jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: next.RunID, UsersRunID: a.UsersRunID, Redo: res.Resync,
+			Finish: true, Inferred: a.Inferred}
 	}
 	var held *heldRun
 	deleted := 0
-	if !last {
+	if last {
+		var again []string
+		if held, deleted, again, err = w.finish(ctx, tx, rs, b, r, total, a.Inferred); err != nil {
+			return err
+		}
+		if len(again) > 0 {
+			// Organizations the run never listed, stored meanwhile by an
+			// overlapping fetch: read again before the run can finish.
+			last = false
+			next = jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: next.RunID, UsersRunID: a.UsersRunID, Redo: again,
+				Finish: true, Inferred: deleted}
+		}
+	}
+	if !last && held == nil {
 		if err := insertTx(ctx, tx, next); err != nil {
 			return fmt.Errorf("backfill organizations of %s run %d: enqueue the next job: %w", a.Provider, r.ID, err)
 		}
-	} else if held, deleted, err = w.finish(ctx, tx, rs, b, r, total); err != nil {
-		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("backfill organizations of %s run %d: commit: %w", a.Provider, r.ID, err)
@@ -354,28 +366,38 @@ func (w *BackfillOrganizationsWorker) failed(ctx context.Context, rs store.Runs,
 // finish ends an organizations run whose list reported its end: it infers
 // deleted the organizations the run never listed and marks the run
 // completed, or, when the deletion guard says so, infers nothing and marks
-// the run held (returned).
-func (w *BackfillOrganizationsWorker) finish(ctx context.Context, tx pgx.Tx, rs store.Runs, b *Binding, r *store.Run, listed int64) (*heldRun, int, error) {
+// the run held (returned). inferred counts the deletions that earlier
+// finishing jobs of the run inferred; deleted is the run's total. An
+// organization that the run never listed but whose stored data was
+// written while it listed cannot be ordered against the run (see
+// store.Orgs.InferDeletions): those are returned (again) and the run is
+// left running, for the next job to read them again and finish.
+func (w *BackfillOrganizationsWorker) finish(ctx context.Context, tx pgx.Tx, rs store.Runs, b *Binding, r *store.Run, listed int64, inferred int) (
+	held *heldRun, deleted int, again []string, err error) {
 	prov := b.Provider.Name()
 	would, live, err := b.Orgs.Inferable(ctx, tx, r.ID, r.StartedAt)
 	if err != nil {
-		return nil, 0, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
+		return nil, 0, nil, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
 	}
 	if HoldDeletions(would, live, listed, w.deps.DeleteGuard) {
 		if err := rs.Hold(ctx, tx, r.ID, would, live); err != nil {
-			return nil, 0, fmt.Errorf("backfill organizations of %s: %w", prov, err)
+			return nil, 0, nil, fmt.Errorf("backfill organizations of %s: %w", prov, err)
 		}
-		return &heldRun{would: would, live: live, listed: listed}, 0, nil
+		return &heldRun{would: would, live: live, listed: listed}, 0, nil, nil
 	}
 	res, orgs, err := b.Orgs.InferDeletions(ctx, tx, r.ID, r.StartedAt)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if err := enqueueOrgResyncs(ctx, tx, prov, res.Resync); err != nil {
-		return nil, 0, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
+		return nil, 0, nil, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
 	}
-	if err := rs.Complete(ctx, tx, r.ID, orgs); err != nil {
-		return nil, 0, fmt.Errorf("backfill organizations of %s: %w", prov, err)
+	deleted = inferred + orgs
+	if len(res.Resync) > 0 {
+		return nil, deleted, res.Resync, nil
 	}
-	return nil, orgs, nil
+	if err := rs.Complete(ctx, tx, r.ID, deleted); err != nil {
+		return nil, 0, nil, fmt.Errorf("backfill organizations of %s: %w", prov, err)
+	}
+	return nil, deleted, nil, nil
 }

@@ -1271,3 +1271,58 @@ func waitingOrgBackfill(t *testing.T, u *orgUnit, tx pgx.Tx) *rivertype.JobRow {
 	}
 	return job
 }
+
+// An organization the run never lists (deleted at the provider, its event
+// lost) whose stored data a fetch overlapping the run's start wrote cannot
+// be inferred deleted by the run (that fetch may be the later read). The
+// run reads it again before it finishes: when it reports complete, the
+// organization is gone.
+func TestBackfillOrganizationsRereadsOverlappedDeletion(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, true, 10)
+	u.mem.put("org_0", "Stays")
+	u.mem.put("org_gone", "Gone")
+	u.mem.addMember("org_gone", "u1", "member")
+	tx := u.begin()
+	// A sync whose fetch began a minute ago stores org_gone; its interval
+	// ends at the transaction's now(), after the run's start below.
+	u.clock = offsetClock{-time.Minute}
+	u.syncOrg(tx, "org_gone", nil)
+	if _, err := tx.Exec(t.Context(), `DELETE FROM usersync.river_job WHERE kind = 'sync_organization'`); err != nil {
+		t.Fatal(err)
+	}
+	u.mem.remove("org_gone")
+	u.clock = offsetClock{-30 * time.Second}
+	first, err := u.orgBackfillWorker(tx).Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, first, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+	u.clock = nil
+	var redo [][]string
+	if next := waitingOrgBackfill(t, u, tx); next != nil {
+		var a jobs.BackfillOrganizationsArgs
+		if err := json.Unmarshal(next.EncodedArgs, &a); err != nil {
+			t.Fatal(err)
+		}
+		redo = append(redo, a.Redo)
+		if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, func(a jobs.BackfillOrganizationsArgs) {
+			redo = append(redo, a.Redo)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := u.orgRuns(tx)
+	if len(runs) != 1 || runs[0].Status != store.RunCompleted {
+		t.Fatalf("runs %+v: want one completed run", runs)
+	}
+	if _, _, exists := orgName(t, tx, "org_gone"); exists {
+		t.Error("org_gone, deleted at the provider before the run began, is still stored after the run completed")
+	}
+	if got := members(t, tx, "org_gone"); len(got) != 0 {
+		t.Errorf("org_gone's memberships %v remain after the complete run", got)
+	}
+	if !slices.ContainsFunc(redo, func(ids []string) bool { return slices.Equal(ids, []string{"org_gone"}) }) {
+		t.Errorf("the run's later jobs read again %v; want org_gone read again", redo)
+	}
+}
