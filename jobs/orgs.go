@@ -57,6 +57,22 @@ type BackfillOrganizationsArgs struct {
 	// after it (a page whose memberships take too long to read is written
 	// in parts).
 	After string `json:"after,omitempty"`
+	// Redo lists organizations that the run listed but could not write:
+	// their stored data came from a fetch overlapping the run's, which
+	// cannot be ordered against it. The job fetches each again (its fetch
+	// begins after that data was stored) and writes it with its page, so
+	// that a complete run has written every organization it listed.
+	Redo []string `json:"redo,omitempty"`
+	// Finish says the run's list has ended: the job lists no page, only
+	// fetches Redo again, then finishes the run (deletion inference). The
+	// organizations that inference cannot order against the run (never
+	// listed, but stored meanwhile by an overlapping fetch) are read again
+	// by one more such job.
+	Finish bool `json:"finish,omitempty"`
+	// Inferred counts the organizations that earlier finishing jobs of
+	// the run inferred deleted (a run that finds organizations to read
+	// again after inferring finishes in more than one job).
+	Inferred int `json:"inferred,omitempty"`
 }
 
 // Kind implements river.JobArgs.

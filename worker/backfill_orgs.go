@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -43,7 +44,11 @@ func (w *BackfillOrganizationsWorker) NextRetry(job *river.Job[jobs.BackfillOrga
 // them, records the run's progress, completes the job and enqueues the
 // next page; on the last page of the run it infers deleted the
 // organizations the run never listed (with their memberships), unless the
-// deletion guard holds the run, and marks the run complete.
+// deletion guard holds the run, and marks the run complete. Organizations
+// that a job listed but could not write (an overlapping fetch stored them;
+// see store.Orgs.Write) are read again and written by the run's next job
+// (BackfillOrganizationsArgs.Redo), after the last page by a job of their
+// own (Finish), before the run finishes.
 func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[jobs.BackfillOrganizationsArgs]) error {
 	a := job.Args
 	b, ok := w.deps.Bindings[a.Provider]
@@ -72,6 +77,9 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		}
 	}
 
+	if r == nil && (a.Finish || len(a.Redo) > 0) {
+		return river.JobCancel(errors.New("backfill_organizations: a job that finishes a run or reads organizations again names no run"))
+	}
 	if r == nil {
 		// One organizations chain at a time (overtaken).
 		switch cw, err := w.overtaken(ctx, w.deps.DB, rs, b, job); {
@@ -84,35 +92,22 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		}
 	}
 
-	listed := a.Cursor
-	page, err := reader.ListOrganizations(ctx, listed)
-	restarted := false
-	if errors.Is(err, provider.ErrCursorNotFound) && a.Cursor != "" {
-		// The cursor names an organization deleted since: list again from
-		// the start (unchanged rows are not rewritten); never end early.
-		log.Warn("organizations backfill cursor no longer resolves: listing again from the start")
-		listed = ""
-		page, err = reader.ListOrganizations(ctx, listed)
-		restarted = true
-	}
-	orgs := page.Organizations
-	if a.After != "" && !restarted {
-		// The part of the page after the organizations already written;
-		// if that one is gone, the whole page again.
-		for i, o := range orgs {
-			if o.ID == a.After {
-				orgs = orgs[i+1:]
-				break
-			}
-		}
+	// The organizations that an earlier job of the run could not write are
+	// read again first: this fetch begins after the data that stopped them
+	// was stored.
+	redo, err := refetchOrgs(ctx, reader, a.Redo)
+	if err != nil {
+		return w.failed(ctx, rs, job, r, err)
 	}
 	var sets []store.OrgSet
 	whole := true
-	if err == nil {
-		sets, whole, err = w.memberships(ctx, reader, orgs)
-	}
-	if err != nil {
-		return w.failed(ctx, rs, job, r, err)
+	listed := a.Cursor
+	var page provider.OrganizationPage
+	restarted := false
+	if !a.Finish {
+		if sets, page, listed, restarted, whole, err = w.listPage(ctx, reader, a, log); err != nil {
+			return w.failed(ctx, rs, job, r, err)
+		}
 	}
 
 	tx, err := w.deps.DB.Begin(ctx)
@@ -144,14 +139,21 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		}
 		log.Info("organizations backfill run started", "run_id", r.ID)
 	}
-	res, err := b.Orgs.Write(ctx, tx, sets, token, &r.ID)
+	res, err := b.Orgs.Write(ctx, tx, append(redo, sets...), token, &r.ID)
 	if err != nil {
 		return fmt.Errorf("backfill organizations of %s run %d: %w", a.Provider, r.ID, err)
 	}
 	if err := enqueueOrgResyncs(ctx, tx, a.Provider, res.Resync); err != nil {
 		return fmt.Errorf("backfill organizations of %s run %d: %w", a.Provider, r.ID, err)
 	}
-	next := jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: strconv.FormatInt(r.ID, 10), Cursor: page.Next, UsersRunID: a.UsersRunID}
+	// The organizations whose write could not be ordered against data
+	// stored by an overlapping fetch (Result.Resync: not applied) are read
+	// again by the next job of the run, so that a run completes only once
+	// every organization it listed is written from a fetch that is not
+	// older than the stored one. (The fresh syncs enqueued above decide
+	// too, should the run fail.)
+	next := jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: strconv.FormatInt(r.ID, 10), Cursor: page.Next,
+		UsersRunID: a.UsersRunID, Redo: res.Resync}
 	if !whole {
 		// The rest of this page, after the last organization written.
 		next.Cursor, next.After = listed, sets[len(sets)-1].ID
@@ -160,15 +162,33 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 	if err != nil {
 		return fmt.Errorf("backfill organizations of %s: %w", a.Provider, err)
 	}
-	last := whole && page.Next == ""
+	ended := whole && page.Next == ""
+	last := ended && len(res.Resync) == 0
+	if ended && !last {
+		// The list has ended, but some organizations must be read again
+		// before the run can finish.
+		next = jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: next.RunID, UsersRunID: a.UsersRunID, Redo: res.Resync,
+			Finish: true, Inferred: a.Inferred}
+	}
 	var held *heldRun
 	deleted := 0
-	if !last {
-		if err := insertTx(ctx, tx, next); err != nil {
-			return fmt.Errorf("backfill organizations of %s run %d: enqueue next page: %w", a.Provider, r.ID, err)
+	if last {
+		var again []string
+		if held, deleted, again, err = w.finish(ctx, tx, rs, b, r, total, a.Inferred); err != nil {
+			return err
 		}
-	} else if held, deleted, err = w.finish(ctx, tx, rs, b, r, total); err != nil {
-		return err
+		if len(again) > 0 {
+			// Organizations the run never listed, stored meanwhile by an
+			// overlapping fetch: read again before the run can finish.
+			last = false
+			next = jobs.BackfillOrganizationsArgs{Provider: a.Provider, RunID: next.RunID, UsersRunID: a.UsersRunID, Redo: again,
+				Finish: true, Inferred: deleted}
+		}
+	}
+	if !last && held == nil {
+		if err := insertTx(ctx, tx, next); err != nil {
+			return fmt.Errorf("backfill organizations of %s run %d: enqueue the next job: %w", a.Provider, r.ID, err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("backfill organizations of %s run %d: commit: %w", a.Provider, r.ID, err)
@@ -189,6 +209,57 @@ func (w *BackfillOrganizationsWorker) Work(ctx context.Context, job *river.Job[j
 		log.Info("organizations backfill run complete", "run_id", r.ID, "deleted", deleted)
 	}
 	return nil
+}
+
+// listPage lists the page of organizations at a.Cursor (from the start if
+// that cursor no longer resolves: restarted), from after a.After, and
+// reads their memberships (memberships). listed is the cursor actually
+// listed.
+func (w *BackfillOrganizationsWorker) listPage(ctx context.Context, reader provider.Organizations, a jobs.BackfillOrganizationsArgs, log *slog.Logger) (
+	sets []store.OrgSet, page provider.OrganizationPage, listed string, restarted, whole bool, err error) {
+	listed = a.Cursor
+	page, err = reader.ListOrganizations(ctx, listed)
+	if errors.Is(err, provider.ErrCursorNotFound) && a.Cursor != "" {
+		// The cursor names an organization deleted since: list again from
+		// the start (unchanged rows are not rewritten); never end early.
+		log.Warn("organizations backfill cursor no longer resolves: listing again from the start")
+		listed = ""
+		page, err = reader.ListOrganizations(ctx, listed)
+		restarted = true
+	}
+	if err != nil {
+		return nil, page, listed, restarted, false, err
+	}
+	orgs := page.Organizations
+	if a.After != "" && !restarted {
+		// The part of the page after the organizations already written;
+		// if that one is gone, the whole page again.
+		for i, o := range orgs {
+			if o.ID == a.After {
+				orgs = orgs[i+1:]
+				break
+			}
+		}
+	}
+	sets, whole, err = w.memberships(ctx, reader, orgs)
+	return sets, page, listed, restarted, whole, err
+}
+
+// refetchOrgs reads each organization of ids again, with all its
+// memberships (fetchOrgSet), in order.
+func refetchOrgs(ctx context.Context, reader provider.Organizations, ids []string) ([]store.OrgSet, error) {
+	sets := make([]store.OrgSet, 0, len(ids))
+	for _, id := range ids {
+		if err := provider.ValidateUserID(id); err != nil {
+			return nil, fmt.Errorf("read organization %q again: %w", provider.Snippet([]byte(id), 64), err)
+		}
+		set, err := fetchOrgSet(ctx, reader, id)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, set)
+	}
+	return sets, nil
 }
 
 // chainWait says what a first page does when another organizations run of
@@ -295,28 +366,38 @@ func (w *BackfillOrganizationsWorker) failed(ctx context.Context, rs store.Runs,
 // finish ends an organizations run whose list reported its end: it infers
 // deleted the organizations the run never listed and marks the run
 // completed, or, when the deletion guard says so, infers nothing and marks
-// the run held (returned).
-func (w *BackfillOrganizationsWorker) finish(ctx context.Context, tx pgx.Tx, rs store.Runs, b *Binding, r *store.Run, listed int64) (*heldRun, int, error) {
+// the run held (returned). inferred counts the deletions that earlier
+// finishing jobs of the run inferred; deleted is the run's total. An
+// organization that the run never listed but whose stored data was
+// written while it listed cannot be ordered against the run (see
+// store.Orgs.InferDeletions): those are returned (again) and the run is
+// left running, for the next job to read them again and finish.
+func (w *BackfillOrganizationsWorker) finish(ctx context.Context, tx pgx.Tx, rs store.Runs, b *Binding, r *store.Run, listed int64, inferred int) (
+	held *heldRun, deleted int, again []string, err error) {
 	prov := b.Provider.Name()
 	would, live, err := b.Orgs.Inferable(ctx, tx, r.ID, r.StartedAt)
 	if err != nil {
-		return nil, 0, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
+		return nil, 0, nil, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
 	}
 	if HoldDeletions(would, live, listed, w.deps.DeleteGuard) {
 		if err := rs.Hold(ctx, tx, r.ID, would, live); err != nil {
-			return nil, 0, fmt.Errorf("backfill organizations of %s: %w", prov, err)
+			return nil, 0, nil, fmt.Errorf("backfill organizations of %s: %w", prov, err)
 		}
-		return &heldRun{would: would, live: live, listed: listed}, 0, nil
+		return &heldRun{would: would, live: live, listed: listed}, 0, nil, nil
 	}
 	res, orgs, err := b.Orgs.InferDeletions(ctx, tx, r.ID, r.StartedAt)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if err := enqueueOrgResyncs(ctx, tx, prov, res.Resync); err != nil {
-		return nil, 0, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
+		return nil, 0, nil, fmt.Errorf("backfill organizations of %s run %d: %w", prov, r.ID, err)
 	}
-	if err := rs.Complete(ctx, tx, r.ID, orgs); err != nil {
-		return nil, 0, fmt.Errorf("backfill organizations of %s: %w", prov, err)
+	deleted = inferred + orgs
+	if len(res.Resync) > 0 {
+		return nil, deleted, res.Resync, nil
 	}
-	return nil, orgs, nil
+	if err := rs.Complete(ctx, tx, r.ID, deleted); err != nil {
+		return nil, 0, nil, fmt.Errorf("backfill organizations of %s: %w", prov, err)
+	}
+	return nil, deleted, nil, nil
 }

@@ -1186,3 +1186,143 @@ func TestUserChangeRefreshesMemberships(t *testing.T) {
 		}
 	}
 }
+
+// A backfill page whose fetch overlaps a sync_organization's (the sync
+// began first and read the organization's old name; the page read the new
+// one and found the sync's data stored when it wrote) cannot order the two
+// and does not apply its write. The run reads that organization again
+// before it finishes: when it reports complete, every organization it
+// listed holds what the provider had after the run began. With one
+// organization a page the next page reads it again; with one page, a job
+// after the last page does.
+func TestBackfillOrganizationsRereadsOverlappedOrganization(t *testing.T) {
+	t.Parallel()
+	for _, pageSize := range []int{1, 10} {
+		t.Run(fmt.Sprintf("page size %d", pageSize), func(t *testing.T) {
+			u := newOrgUnit(t, true, pageSize)
+			u.mem.put("org_0", "Old name")
+			u.mem.addMember("org_0", "u1", "member")
+			u.mem.put("org_1", "Other")
+			tx := u.begin()
+			// The sync's fetch began a minute ago; it stores the old name
+			// (its interval ends at the transaction's now()).
+			u.clock = offsetClock{-time.Minute}
+			u.syncOrg(tx, "org_0", nil)
+			if _, err := tx.Exec(t.Context(), `DELETE FROM usersync.river_job WHERE kind = 'sync_organization'`); err != nil {
+				t.Fatal(err)
+			}
+			// The rename; the run's first page began after the sync's fetch
+			// and before its data was stored.
+			u.mem.put("org_0", "New name")
+			u.mem.addMember("org_0", "u2", "admin")
+			u.clock = offsetClock{-30 * time.Second}
+			first, err := u.orgBackfillWorker(tx).Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: 1}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantKind(t, first, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+			// The run's further jobs begin now.
+			u.clock = nil
+			var redo [][]string
+			if next := waitingOrgBackfill(t, u, tx); next != nil {
+				var a jobs.BackfillOrganizationsArgs
+				if err := json.Unmarshal(next.EncodedArgs, &a); err != nil {
+					t.Fatal(err)
+				}
+				redo = append(redo, a.Redo)
+				if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, func(a jobs.BackfillOrganizationsArgs) {
+					redo = append(redo, a.Redo)
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runs := u.orgRuns(tx)
+			if len(runs) != 1 || runs[0].Status != store.RunCompleted || runs[0].Listed != 2 {
+				t.Fatalf("runs %+v: want one completed run that listed 2", runs)
+			}
+			if name, _, _ := orgName(t, tx, "org_0"); name != "New name" {
+				t.Errorf("org_0 is named %q after a complete run that listed it renamed; want %q", name, "New name")
+			}
+			if got := liveMembers(t, tx, "org_0"); !slices.Equal(got, []string{"u1", "u2"}) {
+				t.Errorf("org_0's live members %v after the complete run; want [u1 u2]", got)
+			}
+			if !slices.ContainsFunc(redo, func(ids []string) bool { return slices.Equal(ids, []string{"org_0"}) }) {
+				t.Errorf("the run's later jobs read again %v; want org_0 read again once", redo)
+			}
+		})
+	}
+}
+
+// waitingOrgBackfill returns the backfill_organizations job waiting in tx,
+// or nil.
+func waitingOrgBackfill(t *testing.T, u *orgUnit, tx pgx.Tx) *rivertype.JobRow {
+	t.Helper()
+	var id int64
+	err := tx.QueryRow(t.Context(), `SELECT id FROM usersync.river_job WHERE kind = 'backfill_organizations' AND state = 'available' ORDER BY id LIMIT 1`).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := u.inserter.JobGetTx(t.Context(), tx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+// An organization the run never lists (deleted at the provider, its event
+// lost) whose stored data a fetch overlapping the run's start wrote cannot
+// be inferred deleted by the run (that fetch may be the later read). The
+// run reads it again before it finishes: when it reports complete, the
+// organization is gone.
+func TestBackfillOrganizationsRereadsOverlappedDeletion(t *testing.T) {
+	t.Parallel()
+	u := newOrgUnit(t, true, 10)
+	u.mem.put("org_0", "Stays")
+	u.mem.put("org_gone", "Gone")
+	u.mem.addMember("org_gone", "u1", "member")
+	tx := u.begin()
+	// A sync whose fetch began a minute ago stores org_gone; its interval
+	// ends at the transaction's now(), after the run's start below.
+	u.clock = offsetClock{-time.Minute}
+	u.syncOrg(tx, "org_gone", nil)
+	if _, err := tx.Exec(t.Context(), `DELETE FROM usersync.river_job WHERE kind = 'sync_organization'`); err != nil {
+		t.Fatal(err)
+	}
+	u.mem.remove("org_gone")
+	u.clock = offsetClock{-30 * time.Second}
+	first, err := u.orgBackfillWorker(tx).Work(t.Context(), t, tx, jobs.BackfillOrganizationsArgs{Provider: "stackauth", UsersRunID: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKind(t, first, river.EventKindJobCompleted, rivertype.JobStateCompleted)
+	u.clock = nil
+	var redo [][]string
+	if next := waitingOrgBackfill(t, u, tx); next != nil {
+		var a jobs.BackfillOrganizationsArgs
+		if err := json.Unmarshal(next.EncodedArgs, &a); err != nil {
+			t.Fatal(err)
+		}
+		redo = append(redo, a.Redo)
+		if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, func(a jobs.BackfillOrganizationsArgs) {
+			redo = append(redo, a.Redo)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := u.orgRuns(tx)
+	if len(runs) != 1 || runs[0].Status != store.RunCompleted {
+		t.Fatalf("runs %+v: want one completed run", runs)
+	}
+	if _, _, exists := orgName(t, tx, "org_gone"); exists {
+		t.Error("org_gone, deleted at the provider before the run began, is still stored after the run completed")
+	}
+	if got := members(t, tx, "org_gone"); len(got) != 0 {
+		t.Errorf("org_gone's memberships %v remain after the complete run", got)
+	}
+	if !slices.ContainsFunc(redo, func(ids []string) bool { return slices.Equal(ids, []string{"org_gone"}) }) {
+		t.Errorf("the run's later jobs read again %v; want org_gone read again", redo)
+	}
+}
