@@ -33,6 +33,17 @@ var uniqueStates = []rivertype.JobState{
 	rivertype.JobStateScheduled,
 }
 
+// uniqueInQueue is the insert options of a job kind in queue of which at
+// most one job per unique args waits or runs: later inserts coalesce into
+// it.
+func uniqueInQueue(queue string) river.InsertOpts {
+	return river.InsertOpts{
+		Queue:       queue,
+		MaxAttempts: MaxAttempts,
+		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
+	}
+}
+
 // SyncQueue is the queue of a provider's sync_user jobs. Each provider has
 // its own queues so that one provider's outage never stalls another.
 func SyncQueue(provider string) string { return "sync_" + provider }
@@ -53,11 +64,7 @@ func (SyncUserArgs) Kind() string { return KindSyncUser }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (a SyncUserArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{
-		Queue:       SyncQueue(a.Provider),
-		MaxAttempts: MaxAttempts,
-		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
-	}
+	return uniqueInQueue(SyncQueue(a.Provider))
 }
 
 // BackfillPageArgs asks a worker to fetch one page of a provider's user list,
@@ -77,11 +84,7 @@ func (BackfillPageArgs) Kind() string { return KindBackfillPage }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (a BackfillPageArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{
-		Queue:       BackfillQueue(a.Provider),
-		MaxAttempts: MaxAttempts,
-		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
-	}
+	return uniqueInQueue(BackfillQueue(a.Provider))
 }
 
 // MaxAttempts is how many times a failing job is tried before it is

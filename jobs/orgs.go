@@ -34,11 +34,7 @@ func (SyncOrganizationArgs) Kind() string { return KindSyncOrganization }
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (a SyncOrganizationArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{
-		Queue:       SyncQueue(a.Provider),
-		MaxAttempts: MaxAttempts,
-		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
-	}
+	return uniqueInQueue(SyncQueue(a.Provider))
 }
 
 // BackfillOrganizationsArgs asks a worker to list one page of a provider's
@@ -80,11 +76,7 @@ func (BackfillOrganizationsArgs) Kind() string { return KindBackfillOrganization
 
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (a BackfillOrganizationsArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{
-		Queue:       BackfillQueue(a.Provider),
-		MaxAttempts: MaxAttempts,
-		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
-	}
+	return uniqueInQueue(BackfillQueue(a.Provider))
 }
 
 // OrgRef names one organization at one provider.
