@@ -99,7 +99,7 @@ var identRe = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 // wait on provider HTTP calls, and the more of them are in flight, the more
 // share each River fetch, skip-fetch read and group-committed transaction
 // (measured on 2 cores against a provider answering at once: 512 workers
-// drain a backlog about 1.4 times as fast as 128, with about a quarter less
+// drain a backlog about 1.6 times as fast as 128, with about a third less
 // CPU per user in usersync and PostgreSQL together; 128 drained twice as
 // fast as 32). A waiting sync holds no database connection, and the
 // provider's rate limit, not this number, bounds the request rate.
