@@ -192,8 +192,9 @@ func (c *committer) commitTx(batch []*syncWrite) ([]syncDone, error) {
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	// A lost commit is harmless: the jobs stay running and are rescued and
-	// re-run, so this transaction need not wait for its WAL flush.
-	if err := store.AsyncCommit(ctx, tx); err != nil {
+	// re-run, so this transaction need not wait for its WAL flush. Its
+	// statements take the batch's ids in arrays: each is planned for them.
+	if err := store.AsyncCommitCustomPlans(ctx, tx); err != nil {
 		return nil, err
 	}
 	ids := make([]int64, len(batch))

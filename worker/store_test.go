@@ -388,3 +388,33 @@ func TestDeletionWaitingOnPageSeesItsRow(t *testing.T) {
 		})
 	}
 }
+
+// The skip-fetch read sends its ids as text (it is planned for them on
+// every read): ids that need quoting in an array literal still match.
+func TestFetchedAtManyQuotedIDs(t *testing.T) {
+	pool := setup(t, "")
+	s := newStore(t, pool, false)
+	ids := []string{"plain", `with "quotes"`, "a,b", "{braces}", `back\slash`, "two words", "NULL", "null", "", "ünïcode"}
+	users := make([]provider.User, len(ids))
+	tokens := make([]time.Time, len(ids))
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	for i, id := range ids {
+		users[i], tokens[i] = user(id, "N", nil), t0.Add(time.Duration(i)*time.Millisecond)
+	}
+	write(t, pool, func(tx pgx.Tx) (worker.Result, error) {
+		r, _, err := s.UpsertFetched(t.Context(), tx, users, tokens)
+		return r, err
+	})
+	got, err := s.FetchedAtMany(t.Context(), pool, append([]string{"absent"}, ids...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(ids) {
+		t.Errorf("read %d users, want %d: %v", len(got), len(ids), got)
+	}
+	for i, id := range ids {
+		if at, ok := got[id]; !ok || !at.Equal(tokens[i]) {
+			t.Errorf("user %q: fetched_at %v (found %v), want %v", id, at, ok, tokens[i])
+		}
+	}
+}

@@ -541,8 +541,12 @@ func (s *Users) Inferable(ctx context.Context, tx pgx.Tx, runID int64, startedAt
 func (s *Users) FetchedAtMany(ctx context.Context, db interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }, userIDs []string) (map[string]time.Time, error) {
+	// Planned for these ids on every read (no cached prepared statement):
+	// in a first drain, where user_state starts empty and grows, the cached
+	// statement took about 4 ms a read (several times the rest of the sync's
+	// database time), planned each time well under 1 ms.
 	rows, err := db.Query(ctx, `SELECT user_id, fetched_at FROM `+pgx.Identifier{s.InternalSchema}.Sanitize()+
-		`.user_state WHERE provider = $1 AND user_id = ANY($2) AND isfinite(fetched_at)`, s.Provider, userIDs)
+		`.user_state WHERE provider = $1 AND user_id = ANY($2) AND isfinite(fetched_at)`, pgx.QueryExecModeExec, s.Provider, userIDs)
 	if err != nil {
 		return nil, fmt.Errorf("read the fetch times of %d users: %w", len(userIDs), err)
 	}
