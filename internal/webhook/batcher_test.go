@@ -232,9 +232,8 @@ func await(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// A writer begins its next transaction as it commits a batch, and lets it
-// go once deliveries stop: an idle receiver holds no open transaction.
-func TestBatcherLetsGoOfItsTransactionWhenIdle(t *testing.T) {
+// An idle receiver holds no open transaction.
+func TestBatcherHoldsNoTransactionWhenIdle(t *testing.T) {
 	t.Parallel()
 	b, pool := newBatcher(t)
 	if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: "user_once"}); err != nil {
@@ -277,10 +276,13 @@ func TestBatcherCommitFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-// A connection lost while its writer waited with a begun transaction (an
-// operator's pg_terminate_backend, idle_in_transaction_session_timeout) does
-// not fail the next batch: it is committed on a new connection.
-func TestBatcherSurvivesLostIdleConnection(t *testing.T) {
+// A batch's transaction begins only once its deliveries have arrived: the
+// time its events are recorded at (a new job's created_at, the dirty mark of
+// a running one: the transaction's now()) is never earlier than a delivery.
+// An earlier start (say, begun with the previous batch's commit) would make
+// a running sync take an event that arrived during its fetch for one that
+// came before it, and lose it.
+func TestBatcherRecordsEventsNoEarlierThanTheirArrival(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t), 4)
 	if err := migrate.Run(t.Context(), pool, migrate.Plan{InternalSchema: "usersync"}, discard); err != nil {
@@ -290,25 +292,48 @@ func TestBatcherSurvivesLostIdleConnection(t *testing.T) {
 	if err != nil {
 		t.Fatalf("river client: %v", err)
 	}
-	// One writer that keeps its begun transaction for a long time.
-	b := webhook.NewBatcherIdle(pool, client, "usersync", 1, 64, time.Hour, discard)
+	// One writer: every batch after the first follows another's commit.
+	b := webhook.NewBatcher(pool, client, "usersync", 1, 64, discard)
 	t.Cleanup(b.Close)
-	for round := range 3 {
-		first := fmt.Sprintf("user_first_%d", round)
-		if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: first}); err != nil {
+	now := func() time.Time {
+		var at time.Time
+		if err := pool.QueryRow(t.Context(), `SELECT clock_timestamp()`).Scan(&at); err != nil {
 			t.Fatal(err)
 		}
-		await(t, "the writer's begun transaction", func() bool { return idleInTransaction(t, pool) == 1 })
-		if _, err := pool.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-			WHERE datname = current_database() AND state = 'idle in transaction'`); err != nil {
+		return at
+	}
+	for round := range 10 {
+		id := fmt.Sprintf("user_time_%d", round)
+		sent := now()
+		if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: id}); err != nil {
 			t.Fatal(err)
 		}
-		next := fmt.Sprintf("user_next_%d", round)
-		if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: next}); err != nil {
-			t.Fatalf("round %d: a batch after the connection was lost: %v", round, err)
+		var created time.Time
+		if err := pool.QueryRow(t.Context(), `SELECT created_at FROM usersync.river_job
+			WHERE kind = 'sync_user' AND args->>'user_id' = $1`, id).Scan(&created); err != nil {
+			t.Fatal(err)
 		}
-		if n := syncJobsOf(t, pool, []string{first, next}); n != 2 {
-			t.Fatalf("round %d: %d jobs, want 2", round, n)
+		if created.Before(sent) {
+			t.Fatalf("round %d: the job was created at %s, %s before its delivery was submitted",
+				round, created.Format(time.RFC3339Nano), sent.Sub(created))
+		}
+		// The job starts running; another event for its user arrives.
+		if _, err := pool.Exec(t.Context(), `UPDATE usersync.river_job SET state = 'running', attempt = 1, attempted_at = now()
+			WHERE args->>'user_id' = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		sent = now()
+		if err := b.Submit(t.Context(), jobs.UserRef{Provider: "clerk", UserID: id}); err != nil {
+			t.Fatal(err)
+		}
+		var dirty time.Time
+		if err := pool.QueryRow(t.Context(), `SELECT (metadata->>$2)::timestamptz FROM usersync.river_job
+			WHERE kind = 'sync_user' AND args->>'user_id' = $1`, id, jobs.DirtyKey).Scan(&dirty); err != nil {
+			t.Fatal(err)
+		}
+		if dirty.Before(sent) {
+			t.Fatalf("round %d: the running job was marked dirty at %s, %s before the event was submitted",
+				round, dirty.Format(time.RFC3339Nano), sent.Sub(dirty))
 		}
 	}
 }

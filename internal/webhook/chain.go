@@ -4,142 +4,184 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// A writer's transactions are chained on one connection while deliveries
-// keep coming: the statement that commits a batch also begins the next
-// batch's transaction ("COMMIT; BEGIN", one round trip), so a batch costs
-// two round trips (its insert, then the commit) instead of four (begin,
-// insert, commit, and the next begin's wait). When no delivery arrives
-// within chainIdle, the open transaction (which has done nothing: no
-// snapshot, no locks, no transaction id) is rolled back and the connection
-// returned to the pool, so an idle receiver holds nothing.
-
-// chainIdle is how long a writer keeps its begun transaction open waiting
-// for the next delivery.
-const chainIdle = 50 * time.Millisecond
+// A batch's transaction begins with its first statement: BEGIN and that
+// statement (River's insert) travel in one pgx batch, one round trip, so a
+// batch costs two round trips (begin+insert, commit) instead of three.
+//
+// The transaction must not begin earlier, say with the previous batch's
+// commit: its start time (now()) is the time the batch's events are
+// recorded at (the jobs' created_at, the dirty and event marks), which must
+// not precede any of the batch's deliveries, or a running sync could take
+// an event that arrived during its fetch for one that came before it.
 
 // Acquirer hands out pool connections: a *pgxpool.Pool.
 type Acquirer interface {
 	Acquire(ctx context.Context) (*pgxpool.Conn, error)
 }
 
-// chain is one writer's connection with a transaction begun on it.
-type chain struct {
-	db   Acquirer
-	conn *pgxpool.Conn // nil when not holding one
+// lazyTx is the pgx.Tx that River's InsertManyTx and the jobs package write
+// a batch through. Its BEGIN is sent with its first statement; the writer
+// commits or rolls back on the connection itself, so Commit, Rollback and
+// nested transactions are refused.
+type lazyTx struct {
+	conn  *pgx.Conn
+	begun bool
 }
 
-// begin returns the chain's open transaction, acquiring a connection and
-// beginning one when the chain holds none.
-func (c *chain) begin(ctx context.Context) (pgx.Tx, error) {
-	if c.conn == nil {
-		conn, err := c.db.Acquire(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("acquire: %w", err)
-		}
-		if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
-			conn.Release()
-			return nil, fmt.Errorf("begin: %w", err)
-		}
-		c.conn = conn
-	}
-	return &chainTx{conn: c.conn.Conn()}, nil
-}
+var errWriterOwned = errors.New("webhook: the batch transaction is committed by its writer")
 
-// commit commits the open transaction and begins the next one in the same
-// round trip. On error the chain lets go of its connection.
-func (c *chain) commit(ctx context.Context) error {
-	if c.conn == nil {
-		return errors.New("commit: no transaction")
+// ensureBegun sends BEGIN on its own, for the calls that cannot carry it.
+func (t *lazyTx) ensureBegun(ctx context.Context) error {
+	if t.begun {
+		return nil
 	}
-	// No arguments: pgx sends this as one simple-protocol query, whose
-	// statements run in order and stop at the first error (a failed
-	// COMMIT leaves no transaction begun).
-	if _, err := c.conn.Exec(ctx, "COMMIT; BEGIN"); err != nil {
-		c.drop()
-		return fmt.Errorf("commit: %w", err)
+	if _, err := t.conn.Exec(ctx, "BEGIN"); err != nil {
+		return fmt.Errorf("begin: %w", err)
 	}
+	t.begun = true
 	return nil
 }
 
-// rollback ends the open transaction and gives the connection back.
-func (c *chain) rollback() {
-	if c.conn == nil {
-		return
+// withBegin sends BEGIN and sql in one batch and returns the batch's
+// results, positioned at sql's.
+func (t *lazyTx) withBegin(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue(sql, args...)
+	br := t.conn.SendBatch(ctx, b)
+	t.begun = true
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, fmt.Errorf("begin: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if _, err := c.conn.Exec(ctx, "ROLLBACK"); err != nil {
-		// Releasing a connection that is not idle closes it.
-		c.conn.Conn().PgConn().Close(ctx)
-	}
-	c.conn.Release()
-	c.conn = nil
+	return br, nil
 }
 
-// drop gives the connection back after an error: the pool closes a
-// connection returned in a transaction or broken.
-func (c *chain) drop() {
-	if c.conn == nil {
-		return
+func (t *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.begun {
+		return t.conn.Exec(ctx, sql, args...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if c.conn.Conn().PgConn().TxStatus() != 'I' {
-		if _, err := c.conn.Exec(ctx, "ROLLBACK"); err != nil {
-			c.conn.Conn().PgConn().Close(ctx)
-		}
+	br, err := t.withBegin(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
 	}
-	c.conn.Release()
-	c.conn = nil
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
 }
 
-// chainTx is the pgx.Tx that River's InsertManyTx and the jobs package
-// write through: the statements of a transaction that the chain begins and
-// ends itself. Commit, Rollback and nested transactions are refused.
-type chainTx struct {
-	conn *pgx.Conn
+func (t *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.begun {
+		return t.conn.Query(ctx, sql, args...)
+	}
+	br, err := t.withBegin(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
 }
 
-var errChainOwned = errors.New("webhook: the batch transaction is committed by its writer")
+func (t *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := t.Query(ctx, sql, args...)
+	return &firstRow{rows: rows, err: err}
+}
 
-func (t *chainTx) Begin(context.Context) (pgx.Tx, error) {
+func (t *lazyTx) Begin(context.Context) (pgx.Tx, error) {
 	return nil, errors.New("webhook: nested transactions are not supported in a batch")
 }
 
-func (t *chainTx) Commit(context.Context) error   { return errChainOwned }
-func (t *chainTx) Rollback(context.Context) error { return errChainOwned }
+func (t *lazyTx) Commit(context.Context) error   { return errWriterOwned }
+func (t *lazyTx) Rollback(context.Context) error { return errWriterOwned }
 
-func (t *chainTx) CopyFrom(ctx context.Context, name pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+func (t *lazyTx) CopyFrom(ctx context.Context, name pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	if err := t.ensureBegun(ctx); err != nil {
+		return 0, err
+	}
 	return t.conn.CopyFrom(ctx, name, cols, src)
 }
 
-func (t *chainTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := t.ensureBegun(ctx); err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
 	return t.conn.SendBatch(ctx, b)
 }
 
-func (t *chainTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+func (t *lazyTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
 
-func (t *chainTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+func (t *lazyTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
 	return t.conn.Prepare(ctx, name, sql)
 }
 
-func (t *chainTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return t.conn.Exec(ctx, sql, args...)
+func (t *lazyTx) Conn() *pgx.Conn { return t.conn }
+
+// batchRows are the rows of the statement sent with BEGIN; closing them
+// also ends the batch, so the connection can be used again.
+type batchRows struct {
+	pgx.Rows
+	br       pgx.BatchResults
+	closed   bool
+	closeErr error
 }
 
-func (t *chainTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return t.conn.Query(ctx, sql, args...)
+func (r *batchRows) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.Rows.Close()
+	r.closeErr = r.br.Close()
 }
 
-func (t *chainTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return t.conn.QueryRow(ctx, sql, args...)
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.closeErr
 }
 
-func (t *chainTx) Conn() *pgx.Conn { return t.conn }
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	// Done: end the batch now, so that Err reports its end too.
+	r.Close()
+	return false
+}
+
+// firstRow is QueryRow's answer from Query's rows.
+type firstRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r *firstRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}

@@ -8,7 +8,3 @@ func SetBeforeSend(b *Batcher, f func()) { b.beforeSend = f }
 
 // SetBodyReadTimeout shortens a handler's body read timeout for tests.
 func SetBodyReadTimeout(h *Handler, d time.Duration) { h.bodyTimeout = d }
-
-// NewBatcherIdle is NewBatcher with how long a writer keeps a begun
-// transaction waiting for the next delivery.
-var NewBatcherIdle = newBatcher

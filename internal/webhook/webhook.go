@@ -221,7 +221,6 @@ type Batcher struct {
 	logger      *slog.Logger
 	reqs        chan *pending
 	maxBatch    int
-	chainIdle   time.Duration // how long a writer keeps a begun transaction
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
 	closed      chan struct{}
@@ -251,11 +250,7 @@ var ErrClosed = errors.New("webhook receiver is shutting down")
 // maxBatch jobs through ins, whose River tables are in riverSchema, each on
 // a connection from db.
 func NewBatcher(db Acquirer, ins jobs.Inserter, riverSchema string, writers, maxBatch int, logger *slog.Logger) *Batcher {
-	return newBatcher(db, ins, riverSchema, writers, maxBatch, chainIdle, logger)
-}
-
-func newBatcher(db Acquirer, ins jobs.Inserter, riverSchema string, writers, maxBatch int, idle time.Duration, logger *slog.Logger) *Batcher {
-	b := &Batcher{db: db, ins: ins, riverSchema: riverSchema, logger: logger, chainIdle: idle,
+	b := &Batcher{db: db, ins: ins, riverSchema: riverSchema, logger: logger,
 		reqs: make(chan *pending, maxBatch*writers), maxBatch: maxBatch, closed: make(chan struct{})}
 	for range writers {
 		b.wg.Add(1)
@@ -322,39 +317,20 @@ const (
 
 func (b *Batcher) writer() {
 	defer b.wg.Done()
-	c := &chain{db: b.db}
-	defer c.rollback()
 	batch := make([]*pending, 0, b.maxBatch)
-	idle := time.NewTimer(b.chainIdle)
-	defer idle.Stop()
 	linger := time.NewTimer(lingerMax)
 	defer linger.Stop()
 	prev := 0
 	for {
 		var first *pending
-		if c.conn != nil {
-			// Holding a begun transaction: wait a little for the next
-			// delivery, then let go of it.
-			idle.Reset(b.chainIdle)
+		select {
+		case first = <-b.reqs:
+		case <-b.closed:
+			// Drain what was queued before Close.
 			select {
 			case first = <-b.reqs:
-			case <-idle.C:
-				c.rollback()
-				continue
-			case <-b.closed:
-				c.rollback()
-				continue
-			}
-		} else {
-			select {
-			case first = <-b.reqs:
-			case <-b.closed:
-				// Drain what was queued before Close.
-				select {
-				case first = <-b.reqs:
-				default:
-					return
-				}
+			default:
+				return
 			}
 		}
 		batch = append(batch[:0], first)
@@ -380,22 +356,21 @@ func (b *Batcher) writer() {
 			}
 		}
 		prev = len(batch)
-		err := b.commit(c, batch)
+		err := b.commit(batch)
 		for _, p := range batch {
 			p.done <- err
 		}
 	}
 }
 
-func (b *Batcher) commit(c *chain, batch []*pending) error {
+func (b *Batcher) commit(batch []*pending) error {
 	refs := make([]jobs.UserRef, len(batch))
 	for i, p := range batch {
 		refs[i] = p.ref
 	}
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		var chained bool
-		if chained, err = b.commitOnce(c, refs); err == nil || !(retryable(err) || chained && brokenConn(err)) {
+		if err = b.commitOnce(refs); err == nil || !retryable(err) {
 			break
 		}
 	}
@@ -405,37 +380,32 @@ func (b *Batcher) commit(c *chain, batch []*pending) error {
 	return err
 }
 
-// commitOnce enqueues refs' jobs in the chain's transaction and commits it.
-// chained reports that the transaction was begun before the batch came (by
-// the previous commit): a connection lost while it waited is then no reason
-// to fail the batch, which is tried again on a new one.
-func (b *Batcher) commitOnce(c *chain, refs []jobs.UserRef) (chained bool, err error) {
+// commitOnce enqueues refs' jobs in one transaction and commits it. The
+// transaction begins with its first statement (lazyTx), once every
+// delivery of the batch has arrived.
+func (b *Batcher) commitOnce(refs []jobs.UserRef) error {
 	// Not the request's context: a client hanging up must not roll back a
 	// batch other requests depend on.
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	chained = c.conn != nil
-	tx, err := c.begin(ctx)
+	conn, err := b.db.Acquire(ctx)
 	if err != nil {
-		return chained, err
+		return fmt.Errorf("acquire: %w", err)
 	}
+	// A connection released in a transaction or broken is closed by the
+	// pool, not reused.
+	defer conn.Release()
+	tx := &lazyTx{conn: conn.Conn()}
 	if _, err := jobs.EnqueueRefs(ctx, tx, b.ins, b.riverSchema, refs); err != nil {
-		c.drop()
-		return chained, err
+		if tx.begun {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+		}
+		return err
 	}
-	return chained, c.commit(ctx)
-}
-
-// brokenConn reports an error that ended the connection rather than the
-// statement: no answer from the database (closed, reset, timed out), or a
-// FATAL one (the session was terminated, say by pg_terminate_backend or
-// idle_in_transaction_session_timeout) or a connection exception (08xxx).
-func brokenConn(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return true
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
-	return pgErr.Severity == "FATAL" || strings.HasPrefix(pgErr.Code, "08")
+	return nil
 }
 
 func retryable(err error) bool {
