@@ -1223,19 +1223,7 @@ func TestBackfillOrganizationsRereadsOverlappedOrganization(t *testing.T) {
 			wantKind(t, first, river.EventKindJobCompleted, rivertype.JobStateCompleted)
 			// The run's further jobs begin now.
 			u.clock = nil
-			var redo [][]string
-			if next := waitingOrgBackfill(t, u, tx); next != nil {
-				var a jobs.BackfillOrganizationsArgs
-				if err := json.Unmarshal(next.EncodedArgs, &a); err != nil {
-					t.Fatal(err)
-				}
-				redo = append(redo, a.Redo)
-				if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, func(a jobs.BackfillOrganizationsArgs) {
-					redo = append(redo, a.Redo)
-				}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			redo := runRestOfOrgBackfill(t, u, tx)
 			runs := u.orgRuns(tx)
 			if len(runs) != 1 || runs[0].Status != store.RunCompleted || runs[0].Listed != 2 {
 				t.Fatalf("runs %+v: want one completed run that listed 2", runs)
@@ -1251,6 +1239,26 @@ func TestBackfillOrganizationsRereadsOverlappedOrganization(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runRestOfOrgBackfill works the run's waiting backfill_organizations jobs
+// in tx (the chain after its first page) and returns the Redo of each.
+func runRestOfOrgBackfill(t *testing.T, u *orgUnit, tx pgx.Tx) [][]string {
+	t.Helper()
+	var redo [][]string
+	if next := waitingOrgBackfill(t, u, tx); next != nil {
+		var a jobs.BackfillOrganizationsArgs
+		if err := json.Unmarshal(next.EncodedArgs, &a); err != nil {
+			t.Fatal(err)
+		}
+		redo = append(redo, a.Redo)
+		if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, func(a jobs.BackfillOrganizationsArgs) {
+			redo = append(redo, a.Redo)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return redo
 }
 
 // waitingOrgBackfill returns the backfill_organizations job waiting in tx,
@@ -1299,19 +1307,7 @@ func TestBackfillOrganizationsRereadsOverlappedDeletion(t *testing.T) {
 	}
 	wantKind(t, first, river.EventKindJobCompleted, rivertype.JobStateCompleted)
 	u.clock = nil
-	var redo [][]string
-	if next := waitingOrgBackfill(t, u, tx); next != nil {
-		var a jobs.BackfillOrganizationsArgs
-		if err := json.Unmarshal(next.EncodedArgs, &a); err != nil {
-			t.Fatal(err)
-		}
-		redo = append(redo, a.Redo)
-		if _, err := u.orgBackfill(tx, next, jobs.BackfillOrganizationsArgs{}, func(a jobs.BackfillOrganizationsArgs) {
-			redo = append(redo, a.Redo)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	redo := runRestOfOrgBackfill(t, u, tx)
 	runs := u.orgRuns(tx)
 	if len(runs) != 1 || runs[0].Status != store.RunCompleted {
 		t.Fatalf("runs %+v: want one completed run", runs)
