@@ -402,8 +402,14 @@ func (b *Batcher) commitOnce(refs []jobs.UserRef) error {
 		}
 		return err
 	}
-	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	// COMMIT of a transaction that a failed statement aborted answers
+	// ROLLBACK, not an error: the batch was not committed.
+	if tag.String() != "COMMIT" {
+		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
 	}
 	return nil
 }
