@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/rivertype"
+	"github.com/usersync/usersync/internal/lazytx"
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
@@ -186,17 +188,12 @@ func (c *committer) commitTx(batch []*syncWrite) ([]syncDone, error) {
 	// Jobs in user order, as webhook batches lock them.
 	slices.SortFunc(batch, func(a, b *syncWrite) int { return strings.Compare(a.user.ID, b.user.ID) })
 
-	tx, err := c.deps.DB.Begin(ctx)
+	tx, release, err := c.begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	// A lost commit is harmless: the jobs stay running and are rescued and
-	// re-run, so this transaction need not wait for its WAL flush. Its
-	// statements take the batch's ids in arrays: each is planned for them.
-	if err := store.AsyncCommitCustomPlans(ctx, tx); err != nil {
 		return nil, err
 	}
+	defer release()
+	defer tx.Rollback(context.WithoutCancel(ctx))
 	ids := make([]int64, len(batch))
 	for i, w := range batch {
 		ids[i] = w.job.ID
@@ -298,6 +295,42 @@ func (c *committer) commitTx(batch []*syncWrite) ([]syncDone, error) {
 		}
 	}
 	return answers, nil
+}
+
+// pooled is a DB that hands out connections: a *pgxpool.Pool.
+type pooled interface {
+	Acquire(ctx context.Context) (*pgxpool.Conn, error)
+}
+
+// begin opens a batch's transaction and returns what to call once it ended.
+// On a pool, BEGIN and the transaction's settings go out with its first
+// statement and River's notifications of follow-ups with its COMMIT
+// (package lazytx); a DB that is itself a transaction (a test's) begins a
+// savepoint. A lost commit is harmless: the jobs stay running and are
+// rescued and re-run, so the transaction need not wait for its WAL flush.
+// Its statements take the batch's ids in arrays: each is planned for them.
+func (c *committer) begin(ctx context.Context) (pgx.Tx, func(), error) {
+	settings := store.AsyncCommitCustomPlans()
+	if p, ok := c.deps.DB.(pooled); ok {
+		conn, err := p.Acquire(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("acquire: %w", err)
+		}
+		// A connection released in a transaction or broken is closed by
+		// the pool, not reused.
+		return lazytx.New(conn.Conn(), lazytx.Options{Prelude: settings, Defer: lazytx.RiverNotify}), conn.Release, nil
+	}
+	tx, err := c.deps.DB.Begin(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("begin: %w", err)
+	}
+	for _, s := range settings {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			return nil, nil, fmt.Errorf("begin: %s: %w", s, err)
+		}
+	}
+	return tx, func() {}, nil
 }
 
 // completeMany completes the jobs ids in tx with one statement, as

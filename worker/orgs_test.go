@@ -213,7 +213,7 @@ type membership struct {
 	Deleted bool
 }
 
-func members(t *testing.T, db worker.DB, org string) []membership {
+func members(t *testing.T, db querier, org string) []membership {
 	t.Helper()
 	rows, err := db.Query(t.Context(), `SELECT user_id, role, deleted_at IS NOT NULL FROM neon_identity.memberships_sync
 		WHERE organization_id = $1 ORDER BY user_id`, org)
@@ -227,7 +227,7 @@ func members(t *testing.T, db worker.DB, org string) []membership {
 	return out
 }
 
-func liveMembers(t *testing.T, db worker.DB, org string) []string {
+func liveMembers(t *testing.T, db querier, org string) []string {
 	t.Helper()
 	var out []string
 	for _, m := range members(t, db, org) {
@@ -238,7 +238,7 @@ func liveMembers(t *testing.T, db worker.DB, org string) []string {
 	return out
 }
 
-func orgName(t *testing.T, db worker.DB, id string) (name string, deleted, exists bool) {
+func orgName(t *testing.T, db querier, id string) (name string, deleted, exists bool) {
 	t.Helper()
 	var n *string
 	err := db.QueryRow(t.Context(), `SELECT name, deleted_at IS NOT NULL FROM neon_identity.organizations_sync WHERE id = $1`, id).Scan(&n, &deleted)
@@ -254,7 +254,7 @@ func orgName(t *testing.T, db worker.DB, id string) (name string, deleted, exist
 	return name, deleted, true
 }
 
-func waitingOrgSyncs(t *testing.T, db worker.DB, org string) int {
+func waitingOrgSyncs(t *testing.T, db querier, org string) int {
 	t.Helper()
 	return count(t, db, `SELECT count(*) FROM usersync.river_job WHERE kind = 'sync_organization' AND state = 'available' AND args->>'organization_id' = $1`, org)
 }

@@ -186,7 +186,7 @@ func (u *unit) name() string {
 	return ""
 }
 
-func count(t *testing.T, db worker.DB, sql string, args ...any) int {
+func count(t *testing.T, db querier, sql string, args ...any) int {
 	t.Helper()
 	var n int
 	if err := db.QueryRow(t.Context(), sql, args...).Scan(&n); err != nil {
@@ -938,4 +938,10 @@ func TestSyncUserEveryProvider(t *testing.T) {
 			}
 		})
 	}
+}
+
+// querier is what the tests' reads need: a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }

@@ -123,16 +123,14 @@ func AsyncCommit(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// AsyncCommitCustomPlans is AsyncCommit for a transaction whose statements
-// take arrays of any length (a group commit's): it also plans each of
-// them for its own arguments (plan_cache_mode = force_custom_plan). A
-// prepared statement's cached generic plan does not know how many ids an
-// array holds and was chosen for the table's size when it was planned: for
-// River's JobSetStateIfRunningMany it became two sequential scans of
-// river_job per call as the table grew during a drain.
-func AsyncCommitCustomPlans(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_custom_plan"); err != nil {
-		return fmt.Errorf("asynchronous commit: %w", err)
-	}
-	return nil
+// AsyncCommitCustomPlans are the statements that make a transaction
+// AsyncCommit's, for one whose statements take arrays of any length (a
+// group commit's): they also plan each of them for its own arguments
+// (plan_cache_mode = force_custom_plan). A prepared statement's cached
+// generic plan does not know how many ids an array holds and was chosen
+// for the table's size when it was planned: for River's
+// JobSetStateIfRunningMany it became two sequential scans of river_job per
+// call as the table grew during a drain. They are run right after BEGIN.
+func AsyncCommitCustomPlans() []string {
+	return []string{"SET LOCAL synchronous_commit = off", "SET LOCAL plan_cache_mode = force_custom_plan"}
 }

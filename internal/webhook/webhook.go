@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/usersync/usersync/internal/lazytx"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
 )
@@ -211,6 +213,11 @@ func writeJSON(w http.ResponseWriter, status int, errMsg string) {
 
 // The group committer: what answers a delivery once its job is committed.
 
+// Acquirer hands out pool connections: a *pgxpool.Pool.
+type Acquirer interface {
+	Acquire(ctx context.Context) (*pgxpool.Conn, error)
+}
+
 // Batcher is a group committer: concurrent deliveries are gathered into one
 // transaction (one fsync) that enqueues all their jobs, and every waiting
 // request is answered once it commits, or told it failed.
@@ -381,8 +388,14 @@ func (b *Batcher) commit(batch []*pending) error {
 }
 
 // commitOnce enqueues refs' jobs in one transaction and commits it. The
-// transaction begins with its first statement (lazyTx), once every
-// delivery of the batch has arrived.
+// transaction begins with its first statement (package lazytx), once every
+// delivery of the batch has arrived, and not earlier, say with the previous
+// batch's commit: its start time (now()) is the time the batch's events are
+// recorded at (the jobs' created_at, the dirty and event marks), which must
+// not precede any of the batch's deliveries, or a running sync could take
+// an event that arrived during its fetch for one that came before it.
+// River's insert notification goes out with the COMMIT: a batch costs two
+// round trips.
 func (b *Batcher) commitOnce(refs []jobs.UserRef) error {
 	// Not the request's context: a client hanging up must not roll back a
 	// batch other requests depend on.
@@ -395,23 +408,12 @@ func (b *Batcher) commitOnce(refs []jobs.UserRef) error {
 	// A connection released in a transaction or broken is closed by the
 	// pool, not reused.
 	defer conn.Release()
-	tx := &lazyTx{conn: conn.Conn()}
+	tx := lazytx.New(conn.Conn(), lazytx.Options{Defer: lazytx.RiverNotify})
 	if _, err := jobs.EnqueueRefs(ctx, tx, b.ins, b.riverSchema, refs); err != nil {
-		if tx.begun {
-			_, _ = conn.Exec(ctx, "ROLLBACK")
-		}
+		_ = tx.Rollback(ctx)
 		return err
 	}
-	tag, err := conn.Exec(ctx, "COMMIT")
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	// COMMIT of a transaction that a failed statement aborted answers
-	// ROLLBACK, not an error: the batch was not committed.
-	if tag.String() != "COMMIT" {
-		return fmt.Errorf("commit: the transaction was rolled back (%s)", tag)
-	}
-	return nil
+	return tx.Commit(ctx)
 }
 
 func retryable(err error) bool {
