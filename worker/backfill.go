@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/usersync/usersync/internal/ratelimit"
 	"github.com/usersync/usersync/internal/store"
 	"github.com/usersync/usersync/jobs"
 	"github.com/usersync/usersync/provider"
@@ -70,7 +71,10 @@ func (w *BackfillPageWorker) Work(ctx context.Context, job *river.Job[jobs.Backf
 		}
 	}
 
-	page, restarted, err := w.list(ctx, b, r, a.Cursor)
+	// A page carries up to a page size of users: it goes before the
+	// process's queued single-user lookups (a burst of syncs would hold it
+	// back for seconds), within the same budget.
+	page, restarted, err := w.list(ratelimit.WithUrgency(ctx), b, r, a.Cursor)
 	if err != nil {
 		return w.failed(ctx, rs, job, r, err)
 	}

@@ -93,6 +93,7 @@ type Budget struct {
 
 	mu        sync.Mutex
 	slots     []slot        // reserved and not yet used, in time order
+	sleepers  []*sleeper    // queued requests waiting for their slot's time
 	waiting   int           // requests waiting for the reservation under way
 	reserving bool          // a reservation is under way
 	reserved  chan struct{} // closed when it ends
@@ -135,6 +136,11 @@ func (b *Budget) Limit() float64 { return b.budget.Limit }
 // error if the budget cannot be read (the request must then not go).
 func (b *Budget) Wait(ctx context.Context) error {
 	start := time.Now()
+	if Urgent(ctx) {
+		if ok, err := b.waitUrgent(ctx, start); ok || err != nil {
+			return err
+		}
+	}
 	for {
 		b.mu.Lock()
 		now := time.Now()
@@ -144,23 +150,44 @@ func (b *Budget) Wait(ctx context.Context) error {
 		if len(b.slots) > 0 {
 			s := b.slots[0]
 			b.slots = b.slots[1:]
+			d := s.at.Sub(now)
+			if d <= 0 {
+				b.mu.Unlock()
+				b.obs.RateLimitGranted(b.name, time.Since(start))
+				return nil
+			}
+			if dl, ok := ctx.Deadline(); ok && s.at.After(dl) {
+				b.mu.Unlock()
+				// The request could not even start before its deadline:
+				// say when it could, as the provider would have (the job
+				// then waits without spending an attempt).
+				b.giveBack(s)
+				return &provider.RateLimitedError{RetryAfter: d}
+			}
+			sl := &sleeper{slot: s, bumped: make(chan struct{}, 1)}
+			b.sleepers = append(b.sleepers, sl)
 			b.mu.Unlock()
-			if d := s.at.Sub(now); d > 0 {
-				if dl, ok := ctx.Deadline(); ok && s.at.After(dl) {
-					// The request could not even start before its deadline:
-					// say when it could, as the provider would have (the job
-					// then waits without spending an attempt).
-					b.giveBack(s)
-					return &provider.RateLimitedError{RetryAfter: d}
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-sl.bumped:
+				t.Stop()
+			case <-ctx.Done():
+				t.Stop()
+			}
+			b.mu.Lock()
+			held := b.dropSleeper(sl)
+			b.mu.Unlock()
+			if !held {
+				// An urgent request took the slot: queue again.
+				if err := ctx.Err(); err != nil {
+					return err
 				}
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					b.giveBack(s)
-					return ctx.Err()
-				}
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				b.giveBack(s)
+				return err
 			}
 			b.obs.RateLimitGranted(b.name, time.Since(start))
 			return nil
@@ -195,6 +222,84 @@ func (b *Budget) Wait(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+type urgentKey struct{}
+
+// WithUrgency marks the provider requests made with ctx as urgent: a
+// budget lets them go before the requests queued in its process. For
+// requests that carry many users each (a backfill's list pages), which a
+// queue of single-user lookups would otherwise hold back for seconds.
+func WithUrgency(ctx context.Context) context.Context {
+	return context.WithValue(ctx, urgentKey{}, true)
+}
+
+// Urgent reports whether ctx was marked by WithUrgency.
+func Urgent(ctx context.Context) bool {
+	v, _ := ctx.Value(urgentKey{}).(bool)
+	return v
+}
+
+// waitUrgent serves an urgent request (WithUrgency) ahead of the queued
+// ones: it takes a slot that is due, else the earliest slot a queued
+// request of this process sleeps on (that request queues again for a later
+// one), so the budget's rate is unchanged. ok is false when there is
+// neither: the request then queues as any other.
+func (b *Budget) waitUrgent(ctx context.Context, start time.Time) (ok bool, err error) {
+	b.mu.Lock()
+	now := time.Now()
+	for len(b.slots) > 0 && b.slots[0].expires.Before(now) {
+		b.slots = b.slots[1:]
+	}
+	if len(b.slots) > 0 && !b.slots[0].at.After(now) {
+		b.slots = b.slots[1:]
+		b.mu.Unlock()
+		b.obs.RateLimitGranted(b.name, time.Since(start))
+		return true, nil
+	}
+	var first *sleeper
+	for _, sl := range b.sleepers {
+		if sl.slot.at.After(now) && (first == nil || sl.slot.at.Before(first.slot.at)) {
+			first = sl
+		}
+	}
+	if first == nil {
+		b.mu.Unlock()
+		return false, nil
+	}
+	b.dropSleeper(first)
+	first.bumped <- struct{}{}
+	b.mu.Unlock()
+	s := first.slot
+	t := time.NewTimer(s.at.Sub(now))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		b.giveBack(s)
+		return true, ctx.Err()
+	}
+	b.obs.RateLimitGranted(b.name, time.Since(start))
+	return true, nil
+}
+
+// sleeper is a queued request waiting for the time of the slot it took; an
+// urgent request may take the slot from it (bumped).
+type sleeper struct {
+	slot   slot
+	bumped chan struct{} // buffered: the urgent request never blocks
+}
+
+// dropSleeper removes sl from the sleepers and reports whether it was there
+// (it still holds its slot). b.mu must be held.
+func (b *Budget) dropSleeper(sl *sleeper) bool {
+	for i, x := range b.sleepers {
+		if x == sl {
+			b.sleepers = append(b.sleepers[:i], b.sleepers[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // reserve reserves n slots from the shared budget and adds them to the

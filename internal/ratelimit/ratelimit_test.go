@@ -342,3 +342,63 @@ func TestHighLimitReservesAhead(t *testing.T) {
 		}
 	}
 }
+
+// TestUrgentRequestGoesFirst: with lookups queued for the next two seconds
+// of a budget, an urgent request (a backfill's list page) takes the
+// earliest queued slot instead of the last: it goes before all but the
+// first of them, and the budget grants no more slots than the rate allows
+// (the request whose slot it took queues again).
+func TestUrgentRequestGoesFirst(t *testing.T) {
+	t.Parallel()
+	url := migrated(t)
+	p := newProcess(t, url, "workos", 10) // a slot every 100 ms, burst 1
+	// With nothing queued, an urgent request queues as any other.
+	if err := p.budget.Wait(ratelimit.WithUrgency(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	const queued = 20
+	var mu sync.Mutex
+	var order []int // -1: the urgent request
+	var wg sync.WaitGroup
+	for i := range queued {
+		wg.Go(func() {
+			if err := p.budget.Wait(t.Context()); err != nil {
+				t.Errorf("lookup %d: %v", i, err)
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+		})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for ratelimit.Sleeping(p.budget) < queued-1 { // the first may already be due
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lookups queued after 20 s, want %d", ratelimit.Sleeping(p.budget), queued-1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.budget.Wait(ratelimit.WithUrgency(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	before := len(order)
+	order = append(order, -1)
+	mu.Unlock()
+	wg.Wait()
+	if before > 2 {
+		t.Errorf("the urgent request went after %d of %d queued lookups, want at most 2 (it takes the earliest queued slot)", before, queued)
+	}
+	pool := pgtest.NewPool(t, url, 1)
+	rep, err := layout.RateLimits().Get(t.Context(), pool, "workos", store.RateLimitRecovery)
+	if err != nil || rep == nil {
+		t.Fatalf("budget row: %v %v", rep, err)
+	}
+	// Each request used one slot; slots reserved ahead and unused may add
+	// a few, never one per bumped request.
+	if total := int64(queued + 2); rep.Granted < total || rep.Granted > total+int64(p.budget.Limit()) {
+		t.Errorf("the shared budget granted %d slots for %d requests", rep.Granted, total)
+	}
+	if p.obs.granted != queued+2 {
+		t.Errorf("granted %d requests, want %d", p.obs.granted, queued+2)
+	}
+}
