@@ -527,7 +527,9 @@ func (e *Engine) WebhookHandler(client *river.Client[pgx.Tx]) (http.Handler, err
 // Start runs usersync's background work until Close: the status record
 // that `usersync status` reads (flushed every second) and the sampled
 // metrics (River jobs by state, age of the last complete backfill), sampled
-// once before Start returns. It does not start River: the application does.
+// once before Start returns, and the check that serves a large backlog of
+// syncs by listing (a backfill run; docs/limits.md, "A large backlog"). It
+// does not start River: the application does.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -545,6 +547,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.logger.Debug("metrics sample failed", "err", err)
 	}
 	e.wg.Go(func() { e.metrics.m.SampleEvery(bg, e.pool, e.store, metricsSampleEvery, e.logger) })
+	e.wg.Go(func() { e.watchBacklog(bg) })
 	return nil
 }
 

@@ -239,3 +239,18 @@ func (q Jobs) RecentErrors(ctx context.Context, db DB, queues []string, d time.D
 func RiverJobs(riverSchema string) Jobs {
 	return Jobs{Schemas{Internal: riverSchema, River: riverSchema}}
 }
+
+// CountWaiting counts the sync_user jobs of queue created after since that
+// wait to run (available, or scheduled: snoozed or not yet due), up to
+// limit: the count stops there, so it stays cheap however long the queue
+// is.
+func (q Jobs) CountWaiting(ctx context.Context, db DB, queue string, since time.Time, limit int) (int, error) {
+	var n int
+	err := db.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+q.s.riverJob()+`
+		WHERE state IN ('available', 'scheduled') AND queue = $1 AND kind = 'sync_user' AND created_at > $2
+		LIMIT $3) w`, queue, since, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count waiting syncs of %s: %w", queue, err)
+	}
+	return n, nil
+}

@@ -110,6 +110,16 @@ func (q Runs) Latest(ctx context.Context, db DB, prov string, state RunState) (*
 	return r, nil
 }
 
+// Newest returns prov's newest run in any state, or nil.
+func (q Runs) Newest(ctx context.Context, db DB, prov string) (*Run, error) {
+	r, err := scanRun(db.QueryRow(ctx, `SELECT `+runCols+` FROM `+q.s.in()+`.backfill_run
+		WHERE provider = $1 AND `+q.kindCond("")+` ORDER BY id DESC LIMIT 1`, prov))
+	if err != nil {
+		return nil, fmt.Errorf("read the newest backfill run of %s: %w", prov, err)
+	}
+	return r, nil
+}
+
 // All returns prov's runs, oldest first.
 func (q Runs) All(ctx context.Context, db DB, prov string) ([]Run, error) {
 	rows, err := db.Query(ctx, `SELECT `+runCols+` FROM `+q.s.in()+`.backfill_run WHERE provider = $1 AND `+q.kindCond("")+` ORDER BY id`, prov)

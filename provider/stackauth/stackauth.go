@@ -664,3 +664,12 @@ func IsUUID(s string) bool {
 	}
 	return true
 }
+
+// UsersPerPage is the most users one list request returns: with
+// UsersPerLookup, what a listing and lookups cost in requests, by which
+// usersync decides when to serve a large backlog of syncs by listing
+// (docs/limits.md, "A large backlog").
+func (c *Client) UsersPerPage() int { return c.pageSize }
+
+// UsersPerLookup is the most users one lookup request carries.
+func (c *Client) UsersPerLookup() int { return 1 }
