@@ -197,10 +197,14 @@ func (s *System) Migrate() {
 type Service struct {
 	Addr string
 	stop func()
+	logs *lockedBuffer
 }
 
 // Stop stops the service and waits for it.
 func (sv *Service) Stop() { sv.stop() }
+
+// Logs is what the service logged so far (JSON lines, debug level).
+func (sv *Service) Logs() string { return sv.logs.String() }
 
 // Serve starts `usersync serve` in this process; it stops on cleanup.
 func (s *System) Serve(extra map[string]string) *Service {
@@ -233,7 +237,7 @@ func (s *System) Serve(extra map[string]string) *Service {
 		s.t.Fatal("serve did not become ready")
 	}
 	var once sync.Once
-	sv := &Service{Addr: addr, stop: func() {
+	sv := &Service{Addr: addr, logs: logs, stop: func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {

@@ -97,3 +97,50 @@ func TestRateLimitAboveProviderSlowsDown(t *testing.T) {
 		t.Errorf("`usersync status` does not report the 429s:\n%s", out)
 	}
 }
+
+// TestLargeBacklogServedByListing (docs/limits.md, "A large backlog"): after
+// a complete backfill listed the provider's 50 users, 400 new users' webhooks
+// arrive at a budget of 20 requests/s. Looking them all up would take 400
+// requests (20 s); listing all 450 users takes a page or a few. The waiting
+// syncs reach the threshold, a backfill run starts by itself, and the syncs
+// whose users it listed complete without a request: the burst converges
+// with fewer than half the lookups. A later burst of 100, under the
+// threshold, starts no run.
+func TestLargeBacklogServedByListing(t *testing.T) {
+	t.Parallel()
+	for _, prov := range providerNames() {
+		t.Run(prov, func(t *testing.T) {
+			t.Parallel()
+			s := NewSystem(t, prov, map[string]string{rateLimitVar[prov]: "20"})
+			s.Fake.Seed(50)
+			sv := s.Serve(nil)
+			if code, out := s.Backfill(context.Background(), "--wait"); code != 0 {
+				t.Fatalf("backfill exited %d: %s", code, out)
+			}
+			runs := func() int {
+				return s.Int(`SELECT count(*) FROM ` + s.is() + `.backfill_run WHERE kind = 'users'`)
+			}
+			if n := runs(); n != 1 {
+				t.Fatalf("%d backfill runs after the first backfill, want 1", n)
+			}
+			before := s.Fake.Requests()
+			burstTo(t, s, sv.Addr, 400)
+			s.WaitConverged(120 * time.Second)
+			if n := runs(); n != 2 {
+				t.Fatalf("%d backfill runs after a backlog of 400 syncs, want 2 (one started by the backlog)", n)
+			}
+			if lookups := s.Fake.Requests() - before; lookups >= 200 {
+				t.Errorf("%d provider requests for 400 changed users, want fewer than 200: the listing did not serve the backlog", lookups)
+			}
+			if !strings.Contains(sv.Logs(), "served faster by listing") {
+				t.Errorf("no log line says a backlog started the run")
+			}
+			burstTo(t, s, sv.Addr, 100)
+			s.WaitConverged(120 * time.Second)
+			Eventually(t, 30*time.Second, "no sync job left", s.Idle)
+			if n := runs(); n != 2 {
+				t.Errorf("%d backfill runs after a backlog of 100 syncs (under the threshold of 200), want still 2", n)
+			}
+		})
+	}
+}

@@ -137,9 +137,7 @@ func (b *Budget) Limit() float64 { return b.budget.Limit }
 func (b *Budget) Wait(ctx context.Context) error {
 	start := time.Now()
 	if Urgent(ctx) {
-		if ok, err := b.waitUrgent(ctx, start); ok || err != nil {
-			return err
-		}
+		return b.waitUrgent(ctx, start)
 	}
 	for {
 		b.mu.Lock()
@@ -241,46 +239,60 @@ func Urgent(ctx context.Context) bool {
 }
 
 // waitUrgent serves an urgent request (WithUrgency) ahead of the queued
-// ones: it takes a slot that is due, else the earliest slot a queued
-// request of this process sleeps on (that request queues again for a later
-// one), so the budget's rate is unchanged. ok is false when there is
-// neither: the request then queues as any other.
-func (b *Budget) waitUrgent(ctx context.Context, start time.Time) (ok bool, err error) {
-	b.mu.Lock()
-	now := time.Now()
-	for len(b.slots) > 0 && b.slots[0].expires.Before(now) {
-		b.slots = b.slots[1:]
-	}
-	if len(b.slots) > 0 && !b.slots[0].at.After(now) {
-		b.slots = b.slots[1:]
+// ones: it takes the earliest of the process's unused slots and of the
+// slots its queued requests sleep on (such a request queues again for a
+// later one), reserving one when there is neither, so the budget's rate is
+// unchanged.
+func (b *Budget) waitUrgent(ctx context.Context, start time.Time) error {
+	for {
+		b.mu.Lock()
+		now := time.Now()
+		for len(b.slots) > 0 && b.slots[0].expires.Before(now) {
+			b.slots = b.slots[1:]
+		}
+		var first *sleeper
+		for _, sl := range b.sleepers {
+			if sl.slot.at.After(now) && (first == nil || sl.slot.at.Before(first.slot.at)) {
+				first = sl
+			}
+		}
+		var s slot
+		switch {
+		case len(b.slots) > 0 && (first == nil || !first.slot.at.Before(b.slots[0].at)):
+			s = b.slots[0]
+			b.slots = b.slots[1:]
+		case first != nil:
+			b.dropSleeper(first)
+			first.bumped <- struct{}{}
+			s = first.slot
+		default:
+			b.mu.Unlock()
+			if err := b.reserve(ctx, 1); err != nil {
+				return err
+			}
+			continue
+		}
 		b.mu.Unlock()
-		b.obs.RateLimitGranted(b.name, time.Since(start))
-		return true, nil
-	}
-	var first *sleeper
-	for _, sl := range b.sleepers {
-		if sl.slot.at.After(now) && (first == nil || sl.slot.at.Before(first.slot.at)) {
-			first = sl
+		d := s.at.Sub(now)
+		if d <= 0 {
+			b.obs.RateLimitGranted(b.name, time.Since(start))
+			return nil
+		}
+		if dl, ok := ctx.Deadline(); ok && s.at.After(dl) {
+			b.giveBack(s)
+			return &provider.RateLimitedError{RetryAfter: d}
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+			b.obs.RateLimitGranted(b.name, time.Since(start))
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			b.giveBack(s)
+			return ctx.Err()
 		}
 	}
-	if first == nil {
-		b.mu.Unlock()
-		return false, nil
-	}
-	b.dropSleeper(first)
-	first.bumped <- struct{}{}
-	b.mu.Unlock()
-	s := first.slot
-	t := time.NewTimer(s.at.Sub(now))
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		b.giveBack(s)
-		return true, ctx.Err()
-	}
-	b.obs.RateLimitGranted(b.name, time.Since(start))
-	return true, nil
 }
 
 // sleeper is a queued request waiting for the time of the slot it took; an

@@ -343,8 +343,8 @@ func TestHighLimitReservesAhead(t *testing.T) {
 	}
 }
 
-// TestUrgentRequestGoesFirst: with lookups queued for the next two seconds
-// of a budget, an urgent request (a backfill's list page) takes the
+// TestUrgentRequestGoesFirst: with lookups queued for the next 1.5 s of a
+// budget, an urgent request (a backfill's list page) takes the
 // earliest queued slot instead of the last: it goes before all but the
 // first of them, and the budget grants no more slots than the rate allows
 // (the request whose slot it took queues again).
@@ -356,7 +356,7 @@ func TestUrgentRequestGoesFirst(t *testing.T) {
 	if err := p.budget.Wait(ratelimit.WithUrgency(t.Context())); err != nil {
 		t.Fatal(err)
 	}
-	const queued = 20
+	const queued = 15
 	var mu sync.Mutex
 	var order []int // -1: the urgent request
 	var wg sync.WaitGroup
