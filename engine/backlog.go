@@ -68,7 +68,7 @@ func (e *Engine) watchBacklog(ctx context.Context) {
 // its syncs waiting since its newest run started reach backlogThreshold of
 // its last complete listing. With no complete listing yet, what a listing
 // costs is unknown and none starts; nor does one while a run is under way
-// or held (its deletions wait for an operator).
+// or held (its deletions wait for an operator), or a backfill job waits.
 func (e *Engine) checkBacklog(ctx context.Context, p provider.Provider) error {
 	cost, ok := p.(listingCost)
 	if !ok {
@@ -84,8 +84,14 @@ func (e *Engine) checkBacklog(ctx context.Context, p provider.Provider) error {
 		return err
 	}
 	need := backlogThreshold(cost, last.Listed)
-	waiting, err := store.RiverJobs(e.cfg.RiverSchema).CountWaiting(ctx, e.pool, jobs.SyncQueue(p.Name()), newest.StartedAt, need)
+	rj := store.RiverJobs(e.cfg.RiverSchema)
+	waiting, err := rj.CountWaiting(ctx, e.pool, jobs.SyncQueue(p.Name()), newest.StartedAt, need)
 	if err != nil || waiting < need {
+		return err
+	}
+	// A backfill job waiting or running (a run's first page records the run
+	// only when it commits) serves the backlog already.
+	if busy, err := rj.QueueBusy(ctx, e.pool, jobs.BackfillQueue(p.Name())); err != nil || busy {
 		return err
 	}
 	id, joined, err := e.forceBackfill(ctx, p.Name())

@@ -113,7 +113,10 @@ func TestLargeBacklogServedByListing(t *testing.T) {
 			t.Parallel()
 			s := NewSystem(t, prov, map[string]string{rateLimitVar[prov]: "20"})
 			s.Fake.Seed(50)
-			sv := s.Serve(nil)
+			// The service only enqueues; a worker process works the jobs
+			// while it runs.
+			sv := s.Serve(map[string]string{"USERSYNC_WORKERS": "0"})
+			w := s.Start(nil, "worker")
 			if code, out := s.Backfill(context.Background(), "--wait"); code != 0 {
 				t.Fatalf("backfill exited %d: %s", code, out)
 			}
@@ -123,8 +126,12 @@ func TestLargeBacklogServedByListing(t *testing.T) {
 			if n := runs(); n != 1 {
 				t.Fatalf("%d backfill runs after the first backfill, want 1", n)
 			}
+			// The 400 syncs wait, however long their delivery takes, until
+			// a worker runs again.
+			w.Terminate(t)
 			before := s.Fake.Requests()
 			burstTo(t, s, sv.Addr, 400)
+			s.Start(nil, "worker")
 			s.WaitConverged(120 * time.Second)
 			if n := runs(); n != 2 {
 				t.Fatalf("%d backfill runs after a backlog of 400 syncs, want 2 (one started by the backlog)", n)

@@ -254,3 +254,15 @@ func (q Jobs) CountWaiting(ctx context.Context, db DB, queue string, since time.
 	}
 	return n, nil
 }
+
+// QueueBusy reports whether queue holds a job that is running or waits to
+// run (available, scheduled, retryable).
+func (q Jobs) QueueBusy(ctx context.Context, db DB, queue string) (bool, error) {
+	var busy bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+q.s.riverJob()+`
+		WHERE state IN ('available', 'running', 'scheduled', 'retryable') AND queue = $1)`, queue).Scan(&busy)
+	if err != nil {
+		return false, fmt.Errorf("look at queue %s: %w", queue, err)
+	}
+	return busy, nil
+}
