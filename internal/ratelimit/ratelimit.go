@@ -154,13 +154,10 @@ func (b *Budget) Wait(ctx context.Context) error {
 				b.obs.RateLimitGranted(b.name, time.Since(start))
 				return nil
 			}
-			if dl, ok := ctx.Deadline(); ok && s.at.After(dl) {
+			if err := pastDeadline(ctx, s, d); err != nil {
 				b.mu.Unlock()
-				// The request could not even start before its deadline:
-				// say when it could, as the provider would have (the job
-				// then waits without spending an attempt).
 				b.giveBack(s)
-				return &provider.RateLimitedError{RetryAfter: d}
+				return err
 			}
 			sl := &sleeper{slot: s, bumped: make(chan struct{}, 1)}
 			b.sleepers = append(b.sleepers, sl)
@@ -278,9 +275,9 @@ func (b *Budget) waitUrgent(ctx context.Context, start time.Time) error {
 			b.obs.RateLimitGranted(b.name, time.Since(start))
 			return nil
 		}
-		if dl, ok := ctx.Deadline(); ok && s.at.After(dl) {
+		if err := pastDeadline(ctx, s, d); err != nil {
 			b.giveBack(s)
-			return &provider.RateLimitedError{RetryAfter: d}
+			return err
 		}
 		t := time.NewTimer(d)
 		select {
@@ -293,6 +290,18 @@ func (b *Budget) waitUrgent(ctx context.Context, start time.Time) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// pastDeadline is the answer to a request whose slot s, d from now, comes
+// after its context's deadline, and nil for a slot in time: the request
+// could not even start before its deadline, so it says when it could, as
+// the provider would have (the job then waits without spending an
+// attempt). The caller gives s back for the next request.
+func pastDeadline(ctx context.Context, s slot, d time.Duration) error {
+	if dl, ok := ctx.Deadline(); ok && s.at.After(dl) {
+		return &provider.RateLimitedError{RetryAfter: d}
+	}
+	return nil
 }
 
 // sleeper is a queued request waiting for the time of the slot it took; an
