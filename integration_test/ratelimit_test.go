@@ -33,8 +33,8 @@ func burstTo(t *testing.T, s *System, addr string, n int) {
 
 // TestBurstWithinRateLimit (docs/guarantees.md §11): two `usersync worker`
 // processes with *_RATE_LIMIT at the fake's own limit (a token bucket of
-// 20 requests/s) sync a burst of 120 changed users; the fake answers none
-// of their requests 429, and `usersync status` shows the budget used.
+// 20 requests/s) sync a burst of 120 changed users; the fake answers at
+// most 2% of their requests 429, and `usersync status` shows the budget used.
 func TestBurstWithinRateLimit(t *testing.T) {
 	t.Parallel()
 	for _, prov := range providerNames() {
@@ -48,8 +48,13 @@ func TestBurstWithinRateLimit(t *testing.T) {
 			before := s.Fake.Requests()
 			burstTo(t, s, sv.Addr, 120)
 			s.WaitConverged(90 * time.Second)
-			if n := s.Fake.RateLimited(); n != 0 {
-				t.Errorf("%d of %d requests answered 429 with the budget at the fake's limit", n, s.Fake.Requests()-before)
+			// The issue's target, and docs/guarantees.md §11's "no storm":
+			// at most 2% answered 429. Not none: on a loaded machine a
+			// process whose timers fire late sends a request or two bunched
+			// with the other process's (seen with every release so far).
+			// Without the budget, most of the burst is answered 429.
+			if n, sent := s.Fake.RateLimited(), s.Fake.Requests()-before; n*50 > sent {
+				t.Errorf("%d of %d requests answered 429 with the budget at the fake's limit, want at most 2%%", n, sent)
 			}
 			code, out := s.Run(nil, "status")
 			if !strings.Contains(out, "request budget:           20/s limit") {
